@@ -1,0 +1,143 @@
+// Package keyfile opens an OpenPGP transferable secret key from a file and
+// gives a crypto.Signer for its signing key.
+package keyfile
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"time"
+
+	pgpecdsa "github.com/ProtonMail/go-crypto/openpgp/ecdsa"
+	"github.com/ProtonMail/go-crypto/openpgp/eddsa"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/signstar/signstar/internal/backend"
+)
+
+// ErrPassphrase means the passphrase did not decrypt the key.
+var ErrPassphrase = errors.New("wrong passphrase for the key")
+
+// ErrNeedPassphrase means the key is encrypted and no passphrase_file is set.
+var ErrNeedPassphrase = errors.New("the key is passphrase-protected and the profile has no passphrase_file")
+
+// Open reads the secret key at path, decrypts it with the passphrase in
+// passphraseFile (if not empty) and returns its signing key. Both files must
+// not be open to group or others.
+func Open(path, passphraseFile string, now time.Time) (*backend.Key, error) {
+	if err := backend.CheckPrivate(path); err != nil {
+		return nil, err
+	}
+	data, err := backend.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	e, err := backend.ParseEntity(data)
+	clear(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	keys, err := backend.SigningKeys(e, now)
+	if err != nil {
+		return nil, err
+	}
+	pub := keys[0]
+	priv := e.PrivateKey
+	if pub != e.PrimaryKey {
+		priv = nil
+		for _, s := range e.Subkeys {
+			if s.PublicKey == pub {
+				priv = s.PrivateKey
+			}
+		}
+	}
+	if priv == nil {
+		return nil, fmt.Errorf("%s holds only the public key %s: give the secret key", path, backend.Fingerprint(pub))
+	}
+	if priv.Dummy() {
+		return nil, fmt.Errorf("%s: the secret of %s is not in the file (a stub, e.g. for a card)", path, backend.Fingerprint(pub))
+	}
+	if priv.Encrypted {
+		if passphraseFile == "" {
+			return nil, ErrNeedPassphrase
+		}
+		pass, err := ReadPassphrase(passphraseFile)
+		if err != nil {
+			return nil, err
+		}
+		err = priv.Decrypt(pass)
+		clear(pass)
+		if err != nil {
+			return nil, ErrPassphrase
+		}
+	}
+	signer, err := Signer(priv)
+	if err != nil {
+		return nil, err
+	}
+	// Strip secrets from what may be serialized later (pubkey).
+	return &backend.Key{Cert: e, Public: pub, Signer: signer}, nil
+}
+
+// ReadPassphrase reads a passphrase or PIN file: its first line, without the
+// newline. The file must not be open to group or others.
+func ReadPassphrase(path string) ([]byte, error) {
+	if err := backend.CheckPrivate(path); err != nil {
+		return nil, err
+	}
+	data, err := backend.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	line := data
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		line = data[:i]
+	}
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	out := bytes.Clone(line)
+	clear(data)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s is empty", path)
+	}
+	return out, nil
+}
+
+// Signer adapts a decrypted go-crypto private key to a crypto.Signer with the
+// conventions of backend.Key.
+func Signer(priv *packet.PrivateKey) (crypto.Signer, error) {
+	switch k := priv.PrivateKey.(type) {
+	case *rsa.PrivateKey:
+		return k, nil
+	case *pgpecdsa.PrivateKey:
+		var curve elliptic.Curve
+		c, _ := priv.Curve()
+		switch c {
+		case packet.CurveNistP256:
+			curve = elliptic.P256()
+		case packet.CurveNistP384:
+			curve = elliptic.P384()
+		default:
+			return nil, fmt.Errorf("ECDSA curve %s is not supported", c)
+		}
+		sk := &ecdsa.PrivateKey{PublicKey: ecdsa.PublicKey{Curve: curve, X: k.X, Y: k.Y}, D: k.D}
+		return sk, nil
+	case *eddsa.PrivateKey:
+		var sk ed25519.PrivateKey
+		switch len(k.D) {
+		case ed25519.SeedSize:
+			sk = ed25519.NewKeyFromSeed(k.D)
+		default:
+			return nil, errors.New("malformed Ed25519 secret key")
+		}
+		if !bytes.Equal(sk.Public().(ed25519.PublicKey), k.X) {
+			return nil, errors.New("Ed25519 secret key does not match its public key")
+		}
+		return sk, nil
+	}
+	return nil, fmt.Errorf("secret key type %T is not supported", priv.PrivateKey)
+}

@@ -1,0 +1,406 @@
+// Package config loads and checks signstar's TOML configuration.
+//
+// Every error names the file, the line (where one can be found) and the key,
+// because an operator reading it at 3 a.m. should not have to guess.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is where signstar looks when no --config is given.
+const DefaultPath = "/etc/signstar/config.toml"
+
+// maxConfigSize bounds what we read: a config is a few KiB.
+const maxConfigSize = 1 << 20
+
+// Config is the whole file.
+type Config struct {
+	Audit    Audit     `toml:"audit"`
+	Sandbox  Sandbox   `toml:"sandbox"`
+	Profiles []Profile `toml:"profile"`
+
+	// Path is the file the configuration was read from.
+	Path string `toml:"-"`
+}
+
+// Audit is the [audit] table.
+type Audit struct {
+	Path string `toml:"path"`
+}
+
+// Sandbox modes.
+const (
+	SandboxEnforce    = "enforce"
+	SandboxBestEffort = "best-effort"
+)
+
+// Sandbox is the [sandbox] table.
+type Sandbox struct {
+	Mode string `toml:"mode"`
+}
+
+// Backends.
+const (
+	BackendKeyfile  = "keyfile"
+	BackendGPGAgent = "gpg-agent"
+	BackendPIV      = "piv"
+)
+
+// Kinds of artifact a profile may sign.
+var Kinds = []string{"pacman-db", "pacman-package", "iso", "any"}
+
+// Profile is one [[profile]] table.
+type Profile struct {
+	Name           string   `toml:"name"`
+	Backend        string   `toml:"backend"`
+	Key            string   `toml:"key"`
+	PassphraseFile string   `toml:"passphrase_file"`
+	Hash           string   `toml:"hash"`
+	MaxSizeText    string   `toml:"max_size"`
+	Kinds          []string `toml:"kinds"`
+	RateText       string   `toml:"rate"`
+	Users          []string `toml:"users"`
+	SSHKeys        []string `toml:"ssh_keys"`
+	GPGAgent       GPGAgent `toml:"gpg_agent"`
+	PIV            PIV      `toml:"piv"`
+
+	// MaxSize is max_size in bytes; 0 means no limit.
+	MaxSize int64 `toml:"-"`
+	// Rate is the parsed rate; nil means no limit.
+	Rate *Rate `toml:"-"`
+}
+
+// GPGAgent is [profile.gpg_agent].
+type GPGAgent struct {
+	Socket string `toml:"socket"`
+}
+
+// PIV is [profile.piv].
+type PIV struct {
+	Reader  string `toml:"reader"`
+	Slot    string `toml:"slot"`
+	PINFile string `toml:"pin_file"`
+}
+
+// Rate is at most N signatures per Period.
+type Rate struct {
+	N      int
+	Period time.Duration
+	Text   string
+}
+
+// Error is a configuration error with its location.
+type Error struct {
+	File string
+	Line int    // 0 when unknown
+	Key  string // e.g. profile[1].hash; "" for syntax errors
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc += ":" + strconv.Itoa(e.Line)
+	}
+	if e.Key != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, e.Key, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", loc, e.Msg)
+}
+
+// Load reads and checks the configuration at path.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: "cannot read configuration: " + errText(err)}
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, &Error{File: path, Msg: "cannot read configuration: " + errText(err)}
+	}
+	if len(data) > maxConfigSize {
+		return nil, &Error{File: path, Msg: "configuration is larger than 1 MiB"}
+	}
+	return Parse(path, data)
+}
+
+func errText(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// Parse checks data as the configuration file named path.
+func Parse(path string, data []byte) (*Config, error) {
+	var c Config
+	md, err := toml.Decode(string(data), &c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{File: path, Line: pe.Position.Line, Msg: oneLine(pe.Message)}
+		}
+		// Type mismatches ("incompatible types") come back as plain errors
+		// naming the key; find its line ourselves.
+		return nil, &Error{File: path, Msg: oneLine(err.Error())}
+	}
+	c.Path = path
+	loc := locator{path: path, lines: strings.Split(string(data), "\n")}
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0]
+		return nil, loc.errKey(k, "unknown key (check the spelling against the documentation)")
+	}
+	if err := c.check(&loc); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+func (c *Config) check(loc *locator) error {
+	if c.Audit.Path == "" {
+		return loc.err("audit", -1, "path", "missing: set the audit log path, e.g. /var/log/signstar/audit.jsonl")
+	}
+	if !strings.HasPrefix(c.Audit.Path, "/") {
+		return loc.err("audit", -1, "path", "must be an absolute path")
+	}
+	switch c.Sandbox.Mode {
+	case "":
+		c.Sandbox.Mode = SandboxEnforce
+	case SandboxEnforce, SandboxBestEffort:
+	default:
+		return loc.err("sandbox", -1, "mode", fmt.Sprintf("%q is not a mode: use \"enforce\" or \"best-effort\"", c.Sandbox.Mode))
+	}
+	if len(c.Profiles) == 0 {
+		return &Error{File: loc.path, Msg: "no [[profile]]: define at least one signing profile"}
+	}
+	seen := map[string]bool{}
+	for i := range c.Profiles {
+		p := &c.Profiles[i]
+		if err := p.check(loc, i); err != nil {
+			return err
+		}
+		if seen[p.Name] {
+			return loc.err("profile", i, "name", fmt.Sprintf("profile %q is defined twice", p.Name))
+		}
+		seen[p.Name] = true
+	}
+	return nil
+}
+
+var (
+	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	userRE   = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}\$?$`)
+	sshKeyRE = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
+	slotRE   = regexp.MustCompile(`^(9a|9c|9d|9e|8[2-9a-f]|9[0-5])$`)
+)
+
+func (p *Profile) check(loc *locator, i int) error {
+	e := func(key, msg string) error { return loc.err("profile", i, key, msg) }
+	if p.Name == "" {
+		return e("name", "missing: every profile needs a name")
+	}
+	if !nameRE.MatchString(p.Name) {
+		return e("name", fmt.Sprintf("%q: use letters, digits, '.', '_' and '-' (at most 64)", p.Name))
+	}
+	switch p.Backend {
+	case BackendKeyfile, BackendGPGAgent, BackendPIV:
+	case "":
+		return e("backend", "missing: use \"keyfile\", \"gpg-agent\" or \"piv\"")
+	default:
+		return e("backend", fmt.Sprintf("%q is not a backend: use \"keyfile\", \"gpg-agent\" or \"piv\"", p.Backend))
+	}
+	if p.Key == "" {
+		return e("key", "missing: the key file (keyfile) or public certificate (gpg-agent, piv)")
+	}
+	for _, f := range []struct{ key, val string }{
+		{"key", p.Key}, {"passphrase_file", p.PassphraseFile},
+		{"gpg_agent.socket", p.GPGAgent.Socket}, {"piv.pin_file", p.PIV.PINFile},
+	} {
+		if f.val != "" && !strings.HasPrefix(f.val, "/") {
+			return e(f.key, fmt.Sprintf("%q must be an absolute path", f.val))
+		}
+	}
+	switch p.Hash {
+	case "":
+		p.Hash = "sha256"
+	case "sha256", "sha512":
+	default:
+		return e("hash", fmt.Sprintf("%q is not supported: use \"sha256\" or \"sha512\"", p.Hash))
+	}
+	if p.MaxSizeText != "" {
+		n, err := ParseSize(p.MaxSizeText)
+		if err != nil {
+			return e("max_size", err.Error())
+		}
+		p.MaxSize = n
+	}
+	if len(p.Kinds) == 0 {
+		p.Kinds = []string{"any"}
+	}
+	for _, k := range p.Kinds {
+		if !contains(Kinds, k) {
+			return e("kinds", fmt.Sprintf("%q is not a kind: use %s", k, strings.Join(quoteAll(Kinds), ", ")))
+		}
+	}
+	if p.RateText != "" {
+		r, err := ParseRate(p.RateText)
+		if err != nil {
+			return e("rate", err.Error())
+		}
+		p.Rate = r
+	}
+	if len(p.Users) == 0 {
+		return e("users", "missing: list the Unix users allowed this profile")
+	}
+	for _, u := range p.Users {
+		if !userRE.MatchString(u) {
+			return e("users", fmt.Sprintf("%q is not a valid Unix user name", u))
+		}
+	}
+	for _, k := range p.SSHKeys {
+		if !sshKeyRE.MatchString(k) {
+			return e("ssh_keys", fmt.Sprintf("%q is not an SSH key fingerprint: use the SHA256:... form of ssh-keygen -lf", k))
+		}
+	}
+	switch p.Backend {
+	case BackendKeyfile:
+		if p.GPGAgent != (GPGAgent{}) || p.PIV != (PIV{}) {
+			return e("backend", "keyfile profiles take no [profile.gpg_agent] or [profile.piv] table")
+		}
+	case BackendGPGAgent:
+		if p.GPGAgent.Socket == "" {
+			return e("gpg_agent.socket", "missing: the gpg-agent socket, e.g. /run/signstar/S.gpg-agent")
+		}
+		if p.PIV != (PIV{}) {
+			return e("backend", "gpg-agent profiles take no [profile.piv] table")
+		}
+	case BackendPIV:
+		if p.PassphraseFile != "" {
+			return e("passphrase_file", "piv profiles use [profile.piv] pin_file, not passphrase_file")
+		}
+		if p.GPGAgent != (GPGAgent{}) {
+			return e("backend", "piv profiles take no [profile.gpg_agent] table")
+		}
+		if p.PIV.Slot == "" {
+			p.PIV.Slot = "9c"
+		}
+		p.PIV.Slot = strings.ToLower(p.PIV.Slot)
+		if !slotRE.MatchString(p.PIV.Slot) {
+			return e("piv.slot", fmt.Sprintf("%q is not a PIV slot: use 9a, 9c, 9d, 9e or 82-95", p.PIV.Slot))
+		}
+		if p.PIV.PINFile == "" {
+			return e("piv.pin_file", "missing: the file holding the card's PIN")
+		}
+	}
+	return nil
+}
+
+// Allows reports whether user may use the profile.
+func (p *Profile) Allows(user string) bool { return contains(p.Users, user) }
+
+// AllowsSSHKey reports whether the SSH key fingerprint may use the profile.
+// A profile without ssh_keys accepts any key.
+func (p *Profile) AllowsSSHKey(fp string) bool {
+	return len(p.SSHKeys) == 0 || (fp != "" && contains(p.SSHKeys, fp))
+}
+
+// AllowsKind reports whether the profile may sign an artifact of kind.
+func (p *Profile) AllowsKind(kind string) bool {
+	return contains(p.Kinds, "any") || contains(p.Kinds, kind)
+}
+
+// Profile returns the profile called name, or nil.
+func (c *Config) Profile(name string) *Profile {
+	for i := range c.Profiles {
+		if c.Profiles[i].Name == name {
+			return &c.Profiles[i]
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func quoteAll(l []string) []string {
+	out := make([]string, len(l))
+	for i, s := range l {
+		out[i] = strconv.Quote(s)
+	}
+	return out
+}
+
+var sizeRE = regexp.MustCompile(`^([0-9]{1,19})\s*(B|KiB|MiB|GiB|TiB|K|M|G|T|KB|MB|GB|TB)?$`)
+
+// ParseSize reads sizes like "4GiB", "512MiB", "1000" (bytes). K, M, G and T
+// are binary, like the -iB forms; KB, MB, GB and TB are decimal.
+func ParseSize(s string) (int64, error) {
+	m := sizeRE.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a size: use a number with B, KiB, MiB, GiB or TiB", s)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	mult := map[string]int64{"": 1, "B": 1, "K": 1 << 10, "KiB": 1 << 10, "M": 1 << 20, "MiB": 1 << 20,
+		"G": 1 << 30, "GiB": 1 << 30, "T": 1 << 40, "TiB": 1 << 40,
+		"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}[m[2]]
+	if n <= 0 {
+		return 0, fmt.Errorf("%q must be more than zero", s)
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return n * mult, nil
+}
+
+var rateRE = regexp.MustCompile(`^([0-9]{1,9})/([0-9]{0,9})(s|m|h|d)$`)
+
+// ParseRate reads "N/PERIOD" where PERIOD is a count and a unit s, m, h or d:
+// "100/1h", "1/30d", "10/m".
+func ParseRate(s string) (*Rate, error) {
+	m := rateRE.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return nil, fmt.Errorf("%q is not a rate: use N/PERIOD such as \"100/1h\" or \"1/30d\" (units s, m, h, d)", s)
+	}
+	n, _ := strconv.Atoi(m[1])
+	count := int64(1)
+	if m[2] != "" {
+		count, _ = strconv.ParseInt(m[2], 10, 64)
+	}
+	unit := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}[m[3]]
+	if n <= 0 || count <= 0 {
+		return nil, fmt.Errorf("%q: both numbers must be more than zero", s)
+	}
+	if count > int64(10*365*24*time.Hour/unit) {
+		return nil, fmt.Errorf("%q: the period is longer than ten years", s)
+	}
+	return &Rate{N: n, Period: time.Duration(count) * unit, Text: s}, nil
+}
