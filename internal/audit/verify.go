@@ -1,0 +1,119 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// VerifyError names the first line that does not fit the chain.
+type VerifyError struct {
+	Line int // 1-based
+	Msg  string
+}
+
+func (e *VerifyError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+
+// Verify reads a whole log and checks that every line is a well-formed
+// record in canonical form, that seq counts 1, 2, 3, ... and that each prev
+// is the SHA-256 of the line before. It returns the number of records.
+//
+// An edit to any line breaks the prev of the line after it; an edit to the
+// last line is caught only when it is not canonical or not self-consistent,
+// which is why the README tells operators to ship the log off the host.
+func Verify(r io.Reader) (int, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	prev := ZeroHash
+	n := 0
+	for {
+		line, err := readLine(br)
+		if err == io.EOF {
+			return n, nil
+		}
+		n++
+		if err != nil {
+			return n - 1, &VerifyError{n, err.Error()}
+		}
+		rec, err := parseLine(line)
+		if err != nil {
+			return n - 1, &VerifyError{n, err.Error()}
+		}
+		if rec.Seq != uint64(n) {
+			return n - 1, &VerifyError{n, fmt.Sprintf("seq is %d, expected %d (a record was removed, reordered or added)", rec.Seq, n)}
+		}
+		if rec.Prev != prev {
+			return n - 1, &VerifyError{n, "prev does not match the line before (that line was edited, removed or reordered)"}
+		}
+		prev = LineHash(line)
+	}
+}
+
+var errPartial = errors.New("incomplete line (the log was truncated or a write was cut off)")
+
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > MaxLine+1 {
+			return nil, fmt.Errorf("line longer than %d bytes", MaxLine)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == io.EOF {
+			if len(line) == 0 {
+				return nil, io.EOF
+			}
+			return nil, errPartial
+		}
+		if err != nil {
+			return nil, err
+		}
+		return line[:len(line)-1], nil
+	}
+}
+
+// parseLine checks one record line on its own.
+func parseLine(line []byte) (*Record, error) {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	var r Record
+	if err := dec.Decode(&r); err != nil {
+		return nil, errors.New("not a JSON audit record")
+	}
+	if dec.More() {
+		return nil, errors.New("trailing data after the record")
+	}
+	canon, err := r.Marshal()
+	if err != nil || !bytes.Equal(canon, line) {
+		return nil, errors.New("record is not in signstar's form (edited by hand?)")
+	}
+	if _, err := time.Parse(TimeFormat, r.Time); err != nil {
+		return nil, errors.New("time is not RFC 3339 UTC")
+	}
+	switch r.Outcome {
+	case Signed:
+		if r.Reason != "" || r.Signature == "" || r.Key == "" || r.Digest == "" {
+			return nil, errors.New("signed record without signature, key or digest, or with a reason")
+		}
+		if _, err := base64.StdEncoding.DecodeString(r.Signature); err != nil {
+			return nil, errors.New("signature is not base64")
+		}
+	case Refused, Failed:
+		if r.Reason == "" || r.Signature != "" {
+			return nil, errors.New(r.Outcome + " record without a reason, or with a signature")
+		}
+	default:
+		return nil, fmt.Errorf("outcome %q is not signed, refused or failed", r.Outcome)
+	}
+	if len(r.Prev) != 64 {
+		return nil, errors.New("prev is not a SHA-256")
+	}
+	return &r, nil
+}
