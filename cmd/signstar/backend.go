@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/signstar/signstar/internal/backend"
+	"github.com/signstar/signstar/internal/backend/keyfile"
+	"github.com/signstar/signstar/internal/config"
+)
+
+// openBackend opens the profile's key. It runs before the sandbox locks down:
+// every file, socket or card the backend needs must be opened here.
+//
+// Hook for the backend owners: each case returns the backend's Open.
+func openBackend(p *config.Profile, t time.Time) (*backend.Key, error) {
+	switch p.Backend {
+	case config.BackendKeyfile:
+		return keyfile.Open(p.Key, p.PassphraseFile, t)
+	case config.BackendGPGAgent:
+		return nil, fmt.Errorf("backend gpg-agent is not built into this signstar")
+	case config.BackendPIV:
+		return nil, fmt.Errorf("backend piv is not built into this signstar")
+	}
+	return nil, fmt.Errorf("unknown backend %q", p.Backend)
+}
+
+// backendMessage words a backend error for stderr and the audit record: what
+// went wrong, and what to do about it. Errors never carry key material.
+func backendMessage(p *config.Profile, err error) string {
+	switch {
+	case err == keyfile.ErrPassphrase:
+		return fmt.Sprintf("profile %s: the passphrase in %s does not unlock %s: fix passphrase_file", p.Name, p.PassphraseFile, p.Key)
+	case err == keyfile.ErrNeedPassphrase:
+		return fmt.Sprintf("profile %s: %s is passphrase-protected: set passphrase_file", p.Name, p.Key)
+	}
+	return fmt.Sprintf("profile %s: %v", p.Name, err)
+}

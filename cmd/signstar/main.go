@@ -1,0 +1,277 @@
+// Command signstar is a signing enclave behind SSH: it reads an artifact on
+// stdin and writes a detached OpenPGP signature on stdout, after appending an
+// audit record. See README.md and CONTRACT.md for the command line.
+//
+// This package holds only command-line concerns: modes, words, messages and
+// exit codes. The work is done in internal/.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/signstar/signstar/internal/audit"
+	"github.com/signstar/signstar/internal/command"
+	"github.com/signstar/signstar/internal/config"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version = "0.1.0-dev"
+
+// Exit codes of the contract.
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitRefused = 2
+)
+
+// now is the clock; tests in this package may replace it.
+var now = time.Now
+
+func main() { os.Exit(Main()) }
+
+// Main runs signstar with the process's arguments and streams and returns
+// the exit code. It is also registered as the `signstar` command in the
+// testscript tests.
+func Main() int {
+	hardenProcess()
+	closeInheritedFDs()
+	// A client that goes away must not kill us before the failure is audited.
+	signal.Ignore(syscall.SIGPIPE)
+	r := &run{
+		args:   os.Args,
+		getenv: os.Getenv,
+		stdin:  os.Stdin,
+		stdout: os.Stdout,
+		stderr: os.Stderr,
+	}
+	return r.main()
+}
+
+// run is one invocation.
+type run struct {
+	args   []string
+	getenv func(string) string // read only for SSH_* variables sshd sets
+	stdin  *os.File
+	stdout io.Writer
+	stderr io.Writer
+
+	inv *invocation
+	log *audit.Log
+	rec *audit.Record
+}
+
+// invocation is how signstar was started.
+type invocation struct {
+	remote        bool
+	configPath    string
+	serverProfile string
+	command       string   // remote: the client's command string
+	words         []string // local: the command and its arguments
+}
+
+// usageError is a refusal of how signstar itself was started.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// parseInvocation tells the three modes apart. Only sshd-set variables and
+// the server-side arguments are read; the client's words are only the
+// command string.
+func parseInvocation(args []string, getenv func(string) string) (*invocation, error) {
+	inv := &invocation{configPath: config.DefaultPath}
+	loginShell := len(args) > 0 && strings.HasPrefix(filepath.Base(args[0]), "-")
+	// sshd sets SSH_ORIGINAL_COMMAND only when the client sent a command;
+	// SSH_CONNECTION and SSH_CLIENT are set for every session.
+	hasOrig := getenv("SSH_ORIGINAL_COMMAND") != ""
+	inv.remote = loginShell || hasOrig || getenv("SSH_CONNECTION") != "" || getenv("SSH_CLIENT") != ""
+
+	rest := args[1:]
+	hasC := false
+	for len(rest) > 0 {
+		a := rest[0]
+		opt, val, hasVal := strings.Cut(a, "=")
+		switch opt {
+		case "--config", "--profile":
+			if !hasVal {
+				if len(rest) < 2 {
+					return nil, &usageError{opt + " needs a value"}
+				}
+				val, rest = rest[1], rest[1:]
+			}
+			if val == "" {
+				return nil, &usageError{opt + " needs a value"}
+			}
+			if opt == "--config" {
+				inv.configPath = val
+			} else {
+				inv.serverProfile = val
+			}
+			rest = rest[1:]
+			continue
+		case "-c":
+			if len(rest) != 2 {
+				return nil, &usageError{"-c takes exactly one command string"}
+			}
+			hasC = true
+			inv.command = rest[1]
+			rest = nil
+			continue
+		}
+		break
+	}
+	if hasC {
+		inv.remote = true
+		return inv, nil
+	}
+	if inv.remote {
+		if len(rest) > 0 {
+			return nil, &usageError{"a remote signstar takes only --config and --profile on the server side; the client's command comes from sshd"}
+		}
+		inv.command = getenv("SSH_ORIGINAL_COMMAND")
+		return inv, nil
+	}
+	inv.words = rest
+	return inv, nil
+}
+
+func (r *run) main() int {
+	inv, err := parseInvocation(r.args, r.getenv)
+	if err != nil {
+		return r.fail(exitRefused, err.Error())
+	}
+	r.inv = inv
+	if !inv.remote && len(inv.words) > 0 {
+		switch inv.words[0] {
+		case "keygen":
+			return r.keygen(inv.words[1:])
+		case "audit":
+			return r.auditCmd(inv.words[1:])
+		case "sandbox":
+			return r.sandboxCmd(inv.words[1:])
+		case "piv":
+			return r.pivCmd(inv.words[1:])
+		case "help", "--help", "-h":
+			fmt.Fprint(r.stderr, usage)
+			return exitOK
+		}
+	}
+
+	cfg, err := config.Load(inv.configPath)
+	if err != nil {
+		return r.fail(exitFailed, err.Error())
+	}
+	r.log, err = audit.Open(cfg.Audit.Path)
+	if err != nil {
+		return r.fail(exitFailed, err.Error()+": check [audit] path and that this user may append to it")
+	}
+	defer r.log.Close()
+
+	r.rec = &audit.Record{
+		User:    currentUser(),
+		Command: r.commandText(),
+		Sandbox: "none",
+	}
+	r.rec.Client, r.rec.SSHKey = sshIdentity(r.getenv)
+
+	var req *command.Request
+	if inv.remote {
+		req, err = command.ParseRemote(inv.command)
+	} else {
+		req, err = command.ParseWords(inv.words, false)
+	}
+	if err != nil {
+		return r.refuse(err.Error())
+	}
+	if inv.remote && isTerminal(r.stdin) {
+		return r.refuse("stdin is a terminal: pipe the artifact in (ssh signer@host < FILE > FILE.sig)")
+	}
+
+	switch req.Name {
+	case command.Version:
+		return r.output([]byte("signstar " + Version + "\n"))
+	case command.Pubkey:
+		return r.pubkey(cfg, req)
+	}
+	return r.sign(cfg, req)
+}
+
+// commandText is the command as received, for the audit record.
+func (r *run) commandText() string {
+	if r.inv.remote {
+		s := r.inv.command
+		if len(s) > command.MaxLength {
+			s = s[:command.MaxLength] + "...(" + strconv.Itoa(len(r.inv.command)) + " bytes)"
+		}
+		return s
+	}
+	return strings.Join(r.inv.words, " ")
+}
+
+// currentUser names the user from the real uid, never from $USER.
+func currentUser() string {
+	uid := strconv.Itoa(os.Getuid())
+	if u, err := user.LookupId(uid); err == nil {
+		return u.Username
+	}
+	return uid
+}
+
+// output writes the result to stdout in one piece and exits 0.
+func (r *run) output(b []byte) int {
+	if _, err := r.stdout.Write(b); err != nil {
+		fmt.Fprintf(r.stderr, "signstar: cannot write to stdout: %v\n", errors.Unwrap(err))
+		return exitFailed
+	}
+	return exitOK
+}
+
+// fail prints one line and returns code; nothing is audited.
+func (r *run) fail(code int, msg string) int {
+	fmt.Fprintf(r.stderr, "signstar: %s\n", oneLine(msg))
+	return code
+}
+
+// refuse audits a refusal and exits 2.
+func (r *run) refuse(reason string) int { return r.finish(audit.Refused, exitRefused, reason) }
+
+// failed audits a failure and exits 1.
+func (r *run) failed(reason string) int { return r.finish(audit.Failed, exitFailed, reason) }
+
+func (r *run) finish(outcome string, code int, reason string) int {
+	reason = oneLine(reason)
+	r.rec.Outcome, r.rec.Reason = outcome, reason
+	r.rec.Signature = ""
+	r.rec.Time = now().UTC().Format(audit.TimeFormat)
+	if err := r.log.Append(r.rec); err != nil {
+		fmt.Fprintf(r.stderr, "signstar: %s; and the audit record could not be written: %s\n", reason, oneLine(err.Error()))
+		return exitFailed
+	}
+	fmt.Fprintf(r.stderr, "signstar: %s\n", reason)
+	return code
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	return strings.NewReplacer("\n", " ", "\r", " ").Replace(s)
+}
+
+const usage = `usage:
+  signstar [--config P] [--profile N] sign [--armor] [--profile N] [--expect sha256:HEX] < FILE > FILE.sig
+  signstar [--config P] [--profile N] pubkey [--profile N]
+  signstar version
+  signstar keygen --uid "Name <mail>" --out FILE [--algo ed25519|rsa3072|rsa4096]
+  signstar [--config P] audit verify [FILE]
+  signstar [--config P] sandbox check
+  signstar piv setup --reader R --slot 9c --uid "Name <mail>" --out CERT [--generate ecc-p256|ecc-p384|rsa2048 | --import KEYFILE]
+Over SSH (ForceCommand or login shell) only sign, pubkey and version are accepted.
+`

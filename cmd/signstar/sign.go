@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	_ "crypto/sha256" // registers crypto.SHA256 for --expect
+	_ "crypto/sha512" // registers crypto.SHA512 for --expect
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp"
+
+	"github.com/signstar/signstar/internal/audit"
+	"github.com/signstar/signstar/internal/backend"
+	"github.com/signstar/signstar/internal/command"
+	"github.com/signstar/signstar/internal/config"
+	"github.com/signstar/signstar/internal/signer"
+)
+
+// selectProfile applies the contract: a client's --profile only if the
+// caller is allowed it; else the server's --profile; else the first profile
+// the caller is allowed.
+func (r *run) selectProfile(cfg *config.Config, asked string) (*config.Profile, error) {
+	allowed := func(p *config.Profile) bool {
+		return p.Allows(r.rec.User) && p.AllowsSSHKey(r.rec.SSHKey)
+	}
+	name := asked
+	if name == "" {
+		name = r.inv.serverProfile
+	}
+	if name != "" {
+		p := cfg.Profile(name)
+		// The same words whether the profile is missing or forbidden, so a
+		// client cannot list the profiles by trying names.
+		if p == nil || !allowed(p) {
+			return nil, fmt.Errorf("profile %q is not available to user %s%s", name, r.rec.User, keyHint(r.rec.SSHKey))
+		}
+		return p, nil
+	}
+	for i := range cfg.Profiles {
+		if p := &cfg.Profiles[i]; allowed(p) {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("no profile is available to user %s%s: add the user to a profile's users", r.rec.User, keyHint(r.rec.SSHKey))
+}
+
+func keyHint(fp string) string {
+	if fp == "" {
+		return ""
+	}
+	return " with SSH key " + fp
+}
+
+func (r *run) pubkey(cfg *config.Config, req *command.Request) int {
+	p, err := r.selectProfile(cfg, req.Profile)
+	if err != nil {
+		return r.refuse(err.Error())
+	}
+	r.rec.Profile = p.Name
+	cert, err := loadCertificate(p)
+	if err != nil {
+		return r.failed(err.Error())
+	}
+	out, err := backend.ArmoredCert(cert)
+	if err != nil {
+		return r.failed("cannot serialize the certificate: " + err.Error())
+	}
+	return r.output(out)
+}
+
+// interrupted holds the signal that asked us to stop, if any.
+var interrupted atomic.Value
+
+func (r *run) sign(cfg *config.Config, req *command.Request) int {
+	if isTerminal(r.stdin) {
+		return r.refuse("stdin is a terminal: pipe the artifact in (signstar sign < FILE > FILE.sig)")
+	}
+	p, err := r.selectProfile(cfg, req.Profile)
+	if err != nil {
+		return r.refuse(err.Error())
+	}
+	r.rec.Profile = p.Name
+	h, err := signer.ParseHash(p.Hash)
+	if err != nil {
+		return r.failed(err.Error())
+	}
+
+	key, err := openBackend(p, now())
+	if err != nil {
+		return r.failed(backendMessage(p, err))
+	}
+	defer key.Close()
+	r.rec.Key = backend.Fingerprint(key.Public)
+
+	report, err := lockdown(cfg, r.log)
+	r.rec.Sandbox = report
+	if err != nil {
+		return r.failed(err.Error())
+	}
+
+	stopOnSignal(r.stdin)
+	det := newKindDetector(p)
+	var extra hash.Hash // --expect with another algorithm than the profile's
+	if req.Expect != nil && req.Expect.Hash != h {
+		extra = req.Expect.Hash.New()
+	}
+	observe := func(b []byte) {
+		if det != nil {
+			det.Write(b)
+		}
+		if extra != nil {
+			extra.Write(b)
+		}
+	}
+	in, err := signer.Read(r.stdin, h, p.MaxSize, observe)
+	if err != nil {
+		var part *signer.Partial
+		if errors.As(err, &part) {
+			r.rec.Size, r.rec.Digest = part.Input.Size, part.Input.DigestString()
+		}
+		if signer.IsTooLarge(err) {
+			return r.refuse(fmt.Sprintf("input larger than max_size %s of profile %s", p.MaxSizeText, p.Name))
+		}
+		if sig := interrupted.Load(); sig != nil {
+			return r.failed(fmt.Sprintf("interrupted by %v while reading the artifact", sig))
+		}
+		return r.failed("cannot read the artifact from stdin: " + errText(err))
+	}
+	r.rec.Size, r.rec.Digest = in.Size, in.DigestString()
+	if det != nil {
+		r.rec.Kind = det.Kind()
+	}
+	if sig := interrupted.Load(); sig != nil {
+		return r.failed(fmt.Sprintf("interrupted by %v while reading the artifact", sig))
+	}
+	if clientGone(r.stdout) {
+		return r.failed("the client disconnected before the upload finished; nothing was signed")
+	}
+
+	if req.Expect != nil {
+		got := in.Digest()
+		if extra != nil {
+			got = extra.Sum(nil)
+		}
+		if subtle.ConstantTimeCompare(got, req.Expect.Digest) != 1 {
+			return r.refuse(fmt.Sprintf("digest mismatch: expected %s, received %d bytes hashing to %s:%x", req.Expect, in.Size, signer.HashName(req.Expect.Hash), got))
+		}
+	}
+	if err := checkKind(p, r.rec.Kind); err != nil {
+		return r.refuse(err.Error())
+	}
+
+	// With a rate, the log stays locked from the count to the append, so
+	// two signers cannot both take the last slot.
+	tx, err := r.log.Lock()
+	if err != nil {
+		return r.fail(exitFailed, err.Error())
+	}
+	defer tx.Unlock()
+	if p.Rate != nil {
+		if err := checkRate(tx, p, now()); err != nil {
+			return r.finishTx(tx, audit.Refused, exitRefused, err.Error())
+		}
+	}
+	created := now()
+	sig, err := signer.Sign(in, key, created)
+	if err != nil {
+		return r.finishTx(tx, audit.Failed, exitFailed, backendMessage(p, err))
+	}
+	if clientGone(r.stdout) {
+		return r.finishTx(tx, audit.Failed, exitFailed, "the client disconnected before the signature could be sent; it was discarded")
+	}
+	out := sig
+	if req.Armor {
+		out, err = armorSignature(sig)
+		if err != nil {
+			return r.finishTx(tx, audit.Failed, exitFailed, "cannot armor the signature: "+err.Error())
+		}
+	}
+	r.rec.Outcome, r.rec.Reason = audit.Signed, ""
+	r.rec.Signature = base64.StdEncoding.EncodeToString(sig)
+	r.rec.Time = created.UTC().Format(audit.TimeFormat)
+	if err := tx.Append(r.rec); err != nil {
+		return r.fail(exitFailed, "not signing: "+err.Error())
+	}
+	tx.Unlock()
+	if _, err := r.stdout.Write(out); err != nil {
+		// The record says signed; say that it never arrived.
+		r.rec.Signature = ""
+		return r.failed("the signature was made and audited but could not be written to stdout: " + errText(err))
+	}
+	return exitOK
+}
+
+// finishTx is finish for a request that holds the log lock.
+func (r *run) finishTx(tx *audit.Tx, outcome string, code int, reason string) int {
+	reason = oneLine(reason)
+	r.rec.Outcome, r.rec.Reason, r.rec.Signature = outcome, reason, ""
+	r.rec.Time = now().UTC().Format(audit.TimeFormat)
+	if err := tx.Append(r.rec); err != nil {
+		fmt.Fprintf(r.stderr, "signstar: %s; and the audit record could not be written: %s\n", reason, oneLine(err.Error()))
+		return exitFailed
+	}
+	fmt.Fprintf(r.stderr, "signstar: %s\n", reason)
+	return code
+}
+
+func armorSignature(sig []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := armor.Encode(&buf, "PGP SIGNATURE", nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(sig); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	buf.WriteByte('\n')
+	return buf.Bytes(), nil
+}
+
+// stopOnSignal turns SIGHUP, SIGINT and SIGTERM into a read error, so that
+// the request is audited as failed instead of vanishing.
+func stopOnSignal(stdin *os.File) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-ch
+		interrupted.Store(s)
+		stdin.SetReadDeadline(time.Now())
+	}()
+}
+
+func errText(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// loadCertificate reads the profile's certificate: the public part of the
+// key file, or the certificate file of an agent or card profile.
+func loadCertificate(p *config.Profile) (*openpgp.Entity, error) {
+	data, err := backend.ReadFile(p.Key)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read key %s: %s", p.Key, errText(err))
+	}
+	e, err := backend.ParseEntity(data)
+	clear(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", p.Key, err)
+	}
+	return e, nil
+}

@@ -1,0 +1,173 @@
+// Package command parses what a client asks for. The remote grammar is
+// deliberately poor: words split on spaces and tabs, printable ASCII only, no
+// quoting, escapes or globbing, so there is nothing for a shell-minded
+// attacker to play with.
+package command
+
+import (
+	"crypto"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// MaxLength is the longest command string accepted from a client.
+const MaxLength = 1024
+
+// Commands a client may send.
+const (
+	Sign    = "sign"
+	Pubkey  = "pubkey"
+	Version = "version"
+)
+
+// Request is a parsed remote command.
+type Request struct {
+	Name    string
+	Armor   bool
+	Profile string // "" when the client did not ask for one
+	Expect  *Expect
+}
+
+// Expect is the digest the client says it sent.
+type Expect struct {
+	Hash   crypto.Hash
+	Digest []byte
+}
+
+// String is the ALGO:HEX form.
+func (e *Expect) String() string {
+	name := "sha256"
+	if e.Hash == crypto.SHA512 {
+		name = "sha512"
+	}
+	return name + ":" + hex.EncodeToString(e.Digest)
+}
+
+// Error is a refusal of the command string; the message says what to send
+// instead.
+type Error struct{ Msg string }
+
+func (e *Error) Error() string { return e.Msg }
+
+func refuse(format string, args ...any) error { return &Error{fmt.Sprintf(format, args...)} }
+
+// AdminCommands are local-only; sent remotely they get a specific refusal.
+var AdminCommands = map[string]bool{"keygen": true, "audit": true, "sandbox": true, "piv": true}
+
+// ParseRemote parses a command string received from a client. The empty
+// string means sign.
+func ParseRemote(s string) (*Request, error) {
+	if len(s) > MaxLength {
+		return nil, refuse("command is %d bytes, longer than %d: send only \"sign\", \"pubkey\" or \"version\" with their options", len(s), MaxLength)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == 0 {
+			return nil, refuse("command contains a NUL byte at offset %d", i)
+		}
+		if (c < 0x20 && c != '\t') || c >= 0x7f {
+			return nil, refuse("command contains the control or non-ASCII byte 0x%02x at offset %d: only printable ASCII is accepted", c, i)
+		}
+	}
+	words := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' })
+	return ParseWords(words, true)
+}
+
+var (
+	profileRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	wordRE    = regexp.MustCompile(`^[A-Za-z0-9._:/=+@,-]+$`)
+)
+
+// ParseWords parses a command already split into words. remote only changes
+// the wording of refusals for admin commands.
+func ParseWords(words []string, remote bool) (*Request, error) {
+	if len(words) == 0 {
+		return &Request{Name: Sign}, nil
+	}
+	for _, w := range words {
+		if !wordRE.MatchString(w) {
+			return nil, refuse("refused word %q: commands are plain words without shell syntax", clip(w))
+		}
+	}
+	name := words[0]
+	req := &Request{Name: name}
+	switch name {
+	case Sign, Pubkey, Version:
+	default:
+		if AdminCommands[name] && remote {
+			return nil, refuse("%q is a local administration command and is refused over SSH", name)
+		}
+		return nil, refuse("unknown command %q: use sign, pubkey or version", clip(name))
+	}
+	seen := map[string]bool{}
+	args := words[1:]
+	for i := 0; i < len(args); i++ {
+		opt, val, hasVal := strings.Cut(args[i], "=")
+		if !strings.HasPrefix(opt, "--") {
+			return nil, refuse("unexpected argument %q to %s", clip(args[i]), name)
+		}
+		if seen[opt] {
+			return nil, refuse("option %s given twice", opt)
+		}
+		seen[opt] = true
+		takesValue := opt == "--profile" || opt == "--expect"
+		if takesValue && !hasVal {
+			if i+1 >= len(args) {
+				return nil, refuse("option %s needs a value", opt)
+			}
+			i++
+			val = args[i]
+		} else if !takesValue && hasVal {
+			return nil, refuse("option %s takes no value", opt)
+		}
+		switch {
+		case opt == "--profile" && (name == Sign || name == Pubkey):
+			if !profileRE.MatchString(val) {
+				return nil, refuse("%q is not a profile name", clip(val))
+			}
+			req.Profile = val
+		case opt == "--armor" && name == Sign:
+			req.Armor = true
+		case opt == "--expect" && name == Sign:
+			e, err := ParseExpect(val)
+			if err != nil {
+				return nil, err
+			}
+			req.Expect = e
+		default:
+			return nil, refuse("%s does not take option %s", name, clip(opt))
+		}
+	}
+	return req, nil
+}
+
+// ParseExpect reads "sha256:HEX" or "sha512:HEX".
+func ParseExpect(s string) (*Expect, error) {
+	algo, hexDigest, ok := strings.Cut(s, ":")
+	var h crypto.Hash
+	switch algo {
+	case "sha256":
+		h = crypto.SHA256
+	case "sha512":
+		h = crypto.SHA512
+	default:
+		ok = false
+	}
+	if !ok {
+		return nil, refuse("--expect %q: use sha256:HEX or sha512:HEX", clip(s))
+	}
+	d, err := hex.DecodeString(strings.ToLower(hexDigest))
+	if err != nil || len(d) != h.Size() {
+		return nil, refuse("--expect %q: the digest must be %d hex digits", clip(s), 2*h.Size())
+	}
+	return &Expect{Hash: h, Digest: d}, nil
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}

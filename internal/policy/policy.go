@@ -1,0 +1,68 @@
+// Package policy decides whether a request may be signed: what kind of
+// artifact it is (detected from the bytes while they stream through the hash
+// pass), and how often the profile has signed lately (counted from the audit
+// log under its lock).
+//
+// Refusals are typed errors whose messages name the rule that refused, so
+// cmd/signstar can put them in the audit record's reason as they are.
+package policy
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/signstar/signstar/internal/config"
+)
+
+// Kinds the detector reports. Unknown data is "", which only a profile with
+// kinds = ["any"] may sign.
+const (
+	KindPackage = "pacman-package"
+	KindDB      = "pacman-db"
+	KindISO     = "iso"
+	KindUnknown = ""
+)
+
+// KindError refuses an artifact whose kind the profile does not allow.
+type KindError struct {
+	Kind    string   // detected kind, "" for unknown data
+	Profile string   // profile name
+	Allowed []string // the profile's kinds
+}
+
+func (e *KindError) Error() string {
+	k := e.Kind
+	if k == KindUnknown {
+		k = "unknown (not a pacman-package, pacman-db or iso)"
+	}
+	return fmt.Sprintf("kind %s not allowed in profile %s (kinds: %s)", k, e.Profile, strings.Join(e.Allowed, ", "))
+}
+
+// CheckKind returns a *KindError unless p may sign an artifact of kind.
+func CheckKind(p *config.Profile, kind string) error {
+	if p.AllowsKind(kind) {
+		return nil
+	}
+	return &KindError{Kind: kind, Profile: p.Name, Allowed: append([]string(nil), p.Kinds...)}
+}
+
+// SizeError refuses input past the profile's max_size. signer.Read stops
+// reading there; this names the rule in the profile's own words.
+type SizeError struct {
+	Profile string
+	Limit   int64  // bytes
+	Text    string // max_size as configured, e.g. "4GiB"
+}
+
+func (e *SizeError) Error() string {
+	t := e.Text
+	if t == "" {
+		t = fmt.Sprintf("%d bytes", e.Limit)
+	}
+	return fmt.Sprintf("input larger than max_size %s of profile %s", t, e.Profile)
+}
+
+// TooLarge is the refusal for input past p's max_size.
+func TooLarge(p *config.Profile) error {
+	return &SizeError{Profile: p.Name, Limit: p.MaxSize, Text: strings.TrimSpace(p.MaxSizeText)}
+}
