@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
 
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/backend"

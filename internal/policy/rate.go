@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/signstar/signstar/internal/audit"
@@ -45,9 +46,8 @@ func CheckRate(tx *audit.Tx, profile string, rate *config.Rate, now time.Time) e
 	start := now.Add(-rate.Period)
 	stop := start.Add(-ScanSlack)
 	var (
-		count        int
-		last, oldest time.Time
-		bad          error
+		times []time.Time
+		bad   error
 	)
 	err := tx.Scan(func(r *audit.Record) bool {
 		t, err := time.Parse(time.RFC3339Nano, r.Time)
@@ -61,13 +61,7 @@ func CheckRate(tx *audit.Tx, profile string, rate *config.Rate, now time.Time) e
 		if r.Profile != profile || r.Outcome != audit.Signed || !t.After(start) {
 			return true
 		}
-		count++
-		if count == 1 || t.After(last) {
-			last = t
-		}
-		if count == 1 || t.Before(oldest) {
-			oldest = t
-		}
+		times = append(times, t)
 		return true
 	})
 	if err != nil {
@@ -76,14 +70,17 @@ func CheckRate(tx *audit.Tx, profile string, rate *config.Rate, now time.Time) e
 	if bad != nil {
 		return bad
 	}
-	if count < rate.N {
+	if len(times) < rate.N {
 		return nil
 	}
+	slices.SortFunc(times, time.Time.Compare)
 	return &RateError{
 		Profile:    profile,
 		Rate:       rate.Text,
-		Count:      count,
-		LastSigned: last,
-		Next:       oldest.Add(rate.Period),
+		Count:      len(times),
+		LastSigned: times[len(times)-1],
+		// One slot frees when the record that leaves the window brings the
+		// count below N.
+		Next: times[len(times)-rate.N].Add(rate.Period),
 	}
 }
