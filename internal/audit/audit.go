@@ -287,9 +287,15 @@ func (tx *Tx) Append(r *Record) error {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
+		// A short write (disk full, file size limit) leaves half a line;
+		// cut it off so the log stays a chain. If even that fails (an
+		// append-only file), the next append sees the partial line and
+		// refuses until an operator repairs the log.
+		tx.l.f.Truncate(tx.size)
 		return fmt.Errorf("cannot write audit log %s: %v", tx.l.path, unwrapPath(err))
 	}
 	if err := tx.l.f.Sync(); err != nil {
+		tx.l.f.Truncate(tx.size)
 		return fmt.Errorf("cannot fsync audit log %s: %v", tx.l.path, unwrapPath(err))
 	}
 	tx.lastSeq, tx.lastHash = r.Seq, LineHash(line)

@@ -5,6 +5,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -150,7 +151,13 @@ func Parse(path string, data []byte) (*Config, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &Error{File: path, Line: pe.Position.Line, Msg: oneLine(pe.Message)}
+			line := pe.Position.Line
+			// The library counts an error found at a line's end on the
+			// next line; count from the error's offset instead.
+			if st := pe.Position.Start; st > 0 && st <= len(data) {
+				line = 1 + bytes.Count(data[:st], []byte("\n"))
+			}
+			return nil, &Error{File: path, Line: line, Msg: oneLine(pe.Message)}
 		}
 		// Type mismatches ("incompatible types") come back as plain errors
 		// naming the key; find its line ourselves.

@@ -79,5 +79,17 @@ func (l *locator) errKey(k toml.Key, msg string) error {
 			break
 		}
 	}
-	return &Error{File: l.path, Line: line, Key: k.String(), Msg: msg}
+	name := k.String()
+	if len(k) >= 2 && k[0] == "profile" && line > 0 {
+		// Name the profile by its position, as every other error does.
+		n := 0
+		for _, text := range l.lines[:line] {
+			if m := headerRE.FindStringSubmatch(text); m != nil && strings.ReplaceAll(m[1], " ", "") == "profile" &&
+				strings.HasPrefix(strings.TrimSpace(text), "[[") {
+				n++
+			}
+		}
+		name = fmt.Sprintf("profile[%d].%s", n, strings.Join(k[1:], "."))
+	}
+	return &Error{File: l.path, Line: line, Key: name, Msg: msg}
 }

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
+
+	"github.com/signstar/signstar/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"signstar": func() { os.Exit(Main()) },
+	})
+}
+
+// keysDir holds the test keys (made with GnuPG; see testdata/keys/README).
+var keysDir, _ = filepath.Abs("../../testdata/keys")
+
+func TestScripts(t *testing.T) {
+	testenv.NeedTool(t, "gpgv", "gpgv")
+	testenv.NeedTool(t, "sqv", "sqv")
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Setup:               setupScript,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"subst":       cmdSubst,
+			"verifysig":   cmdVerifySig,
+			"setenvq":     cmdSetenvQ,
+			"repeat":      cmdRepeat,
+			"pty":         cmdPty,
+			"auditfield":  cmdAuditField,
+			"flipbyte":    cmdFlipByte,
+			"chmod":       cmdChmod,
+			"appendfile":  cmdAppendFile,
+			"auditrecord": cmdAuditRecord,
+		},
+	})
+}
+
+// setupScript copies the test keys into $WORK/keys with the modes signstar
+// insists on, and names the current user for configs.
+func setupScript(env *testscript.Env) error {
+	dst := filepath.Join(env.WorkDir, "keys")
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(keysDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		data, err := os.ReadFile(filepath.Join(keysDir, e.Name()))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o600); err != nil {
+			return err
+		}
+	}
+	u, err := user.Current()
+	if err != nil {
+		return err
+	}
+	env.Setenv("ME", u.Username)
+	env.Setenv("KEYS", dst)
+	return nil
+}
+
+// subst IN OUT: copy IN to OUT expanding $WORK, $ME, $KEYS and friends.
+func cmdSubst(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: subst IN OUT")
+	}
+	in := ts.ReadFile(args[0])
+	out := os.Expand(in, ts.Getenv)
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(out), 0o644))
+}
+
+// verifysig SIG DATA CERT: verify a detached signature with gpgv and sqv.
+// With !, both must reject it.
+func cmdVerifySig(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: verifysig SIG DATA CERT")
+	}
+	sig, data, cert := ts.MkAbs(args[0]), ts.MkAbs(args[1]), ts.MkAbs(args[2])
+	// gpgv wants a binary keyring.
+	ring := cert + ".gpg"
+	if _, err := os.Stat(ring); err != nil {
+		f, err := os.Open(cert)
+		ts.Check(err)
+		block, err := armor.Decode(f)
+		ts.Check(err)
+		var buf bytes.Buffer
+		_, err = buf.ReadFrom(block.Body)
+		ts.Check(err)
+		f.Close()
+		ts.Check(os.WriteFile(ring, buf.Bytes(), 0o644))
+	}
+	home := ts.MkAbs("gnupg-home")
+	os.MkdirAll(home, 0o700)
+	gpgv := exec.Command("gpgv", "--homedir", home, "--keyring", ring, sig, data)
+	gout, gerr := gpgv.CombinedOutput()
+	sqv := exec.Command("sqv", "--keyring", cert, sig, data)
+	sout, serr := sqv.CombinedOutput()
+	if neg {
+		if gerr == nil {
+			ts.Fatalf("gpgv accepted a signature it should reject:\n%s", gout)
+		}
+		if serr == nil {
+			ts.Fatalf("sqv accepted a signature it should reject:\n%s", sout)
+		}
+		return
+	}
+	if gerr != nil {
+		ts.Fatalf("gpgv rejected the signature: %v\n%s", gerr, gout)
+	}
+	if serr != nil {
+		ts.Fatalf("sqv rejected the signature: %v\n%s", serr, sout)
+	}
+	if !strings.Contains(string(gout), "Good signature") {
+		ts.Fatalf("gpgv said no Good signature:\n%s", gout)
+	}
+}
+
+// setenvq VAR QUOTED: set VAR to a Go-quoted string, for control bytes.
+func cmdSetenvQ(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: setenvq VAR \"quoted\"")
+	}
+	v, err := strconv.Unquote(args[1])
+	ts.Check(err)
+	ts.Setenv(args[0], v)
+}
+
+// repeat VAR PREFIX WORD N: set VAR to PREFIX followed by WORD N times.
+func cmdRepeat(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 4 {
+		ts.Fatalf("usage: repeat VAR PREFIX WORD N")
+	}
+	n, err := strconv.Atoi(args[3])
+	ts.Check(err)
+	ts.Setenv(args[0], args[1]+strings.Repeat(args[2], n))
+}
+
+// pty PROG ARGS...: run PROG with a pseudo-terminal as stdin; stdout and
+// stderr go to the usual buffers.
+func cmdPty(ts *testscript.TestScript, neg bool, args []string) {
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	ts.Check(err)
+	defer ptmx.Close()
+	ts.Check(unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0))
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	ts.Check(err)
+	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	ts.Check(err)
+	defer tty.Close()
+	path, err := exec.LookPath(args[0])
+	ts.Check(err)
+	cmd := exec.Command(path, args[1:]...)
+	cmd.Dir = ts.MkAbs(".")
+	cmd.Env = envList(ts)
+	cmd.Stdin = tty
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	ts.Logf("[stdout]\n%s[stderr]\n%s", stdout.String(), stderr.String())
+	ts.Check(os.WriteFile(ts.MkAbs("pty.stdout"), stdout.Bytes(), 0o644))
+	ts.Check(os.WriteFile(ts.MkAbs("pty.stderr"), stderr.Bytes(), 0o644))
+	if neg != (err != nil) {
+		ts.Fatalf("unexpected result: %v", err)
+	}
+}
+
+func envList(ts *testscript.TestScript) []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "SSH_CONNECTION", "SSH_ORIGINAL_COMMAND", "SSH_CLIENT"} {
+		if v := ts.Getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// auditfield LOG N FIELD VALUE: record N (1-based, or "last") of LOG has
+// FIELD equal to VALUE (compared as JSON text for numbers).
+func cmdAuditField(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 4 {
+		ts.Fatalf("usage: auditfield LOG N|last FIELD VALUE")
+	}
+	rec := auditRecord(ts, args[0], args[1])
+	got, ok := rec[args[2]]
+	if !ok {
+		ts.Fatalf("record has no field %q", args[2])
+	}
+	s := fmt.Sprint(got)
+	if (s == args[3]) == neg {
+		ts.Fatalf("field %s is %q, want %s%q", args[2], s, map[bool]string{true: "not ", false: ""}[neg], args[3])
+	}
+}
+
+// auditrecord LOG COUNT: the log has exactly COUNT lines.
+func cmdAuditRecord(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: auditrecord LOG COUNT")
+	}
+	lines := strings.Split(strings.TrimSuffix(ts.ReadFile(args[0]), "\n"), "\n")
+	if args[1] == "0" && lines[0] == "" {
+		return
+	}
+	if strconv.Itoa(len(lines)) != args[1] {
+		ts.Fatalf("audit log has %d records, want %s", len(lines), args[1])
+	}
+}
+
+// flipbyte FILE OFFSET: invert one byte.
+func cmdFlipByte(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: flipbyte FILE OFFSET")
+	}
+	p := ts.MkAbs(args[0])
+	data, err := os.ReadFile(p)
+	ts.Check(err)
+	off, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	if off < 0 {
+		off += len(data)
+	}
+	data[off] ^= 0xff
+	ts.Check(os.WriteFile(p, data, 0o644))
+}
+
+// chmod MODE FILE
+func cmdChmod(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: chmod MODE FILE")
+	}
+	m, err := strconv.ParseUint(args[0], 8, 32)
+	ts.Check(err)
+	ts.Check(os.Chmod(ts.MkAbs(args[1]), os.FileMode(m)))
+}
+
+// appendfile FILE TEXT: append TEXT (Go-quoted) to FILE.
+func cmdAppendFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: appendfile FILE \"quoted\"")
+	}
+	v, err := strconv.Unquote(args[1])
+	ts.Check(err)
+	f, err := os.OpenFile(ts.MkAbs(args[0]), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	ts.Check(err)
+	_, err = f.WriteString(v)
+	ts.Check(err)
+	ts.Check(f.Close())
+}
+
+func auditRecord(ts *testscript.TestScript, log, which string) map[string]any {
+	lines := strings.Split(strings.TrimSuffix(ts.ReadFile(log), "\n"), "\n")
+	i := len(lines) - 1
+	if which != "last" {
+		n, err := strconv.Atoi(which)
+		ts.Check(err)
+		i = n - 1
+	}
+	if i < 0 || i >= len(lines) || lines[i] == "" {
+		ts.Fatalf("audit log has no record %s", which)
+	}
+	dec := json.NewDecoder(strings.NewReader(lines[i]))
+	dec.UseNumber()
+	var rec map[string]any
+	ts.Check(dec.Decode(&rec))
+	return rec
+}
