@@ -46,6 +46,11 @@ func TestScripts(t *testing.T) {
 			"chmod":       cmdChmod,
 			"appendfile":  cmdAppendFile,
 			"auditrecord": cmdAuditRecord,
+			"editline":    cmdEditLine,
+			"dropline":    cmdDropLine,
+			"swaplines":   cmdSwapLines,
+			"truncate":    cmdTruncate,
+			"filemode":    cmdFileMode,
 		},
 	})
 }
@@ -282,4 +287,84 @@ func auditRecord(ts *testscript.TestScript, log, which string) map[string]any {
 	var rec map[string]any
 	ts.Check(dec.Decode(&rec))
 	return rec
+}
+
+func readLines(ts *testscript.TestScript, name string) []string {
+	return strings.SplitAfter(ts.ReadFile(name), "\n")
+}
+
+func writeLines(ts *testscript.TestScript, name string, lines []string) {
+	ts.Check(os.WriteFile(ts.MkAbs(name), []byte(strings.Join(lines, "")), 0o644))
+}
+
+func lineIndex(ts *testscript.TestScript, lines []string, s string) int {
+	n, err := strconv.Atoi(s)
+	ts.Check(err)
+	if n < 1 || n > len(lines) {
+		ts.Fatalf("no line %d", n)
+	}
+	return n - 1
+}
+
+// editline FILE N OLD NEW: replace OLD by NEW in line N.
+func cmdEditLine(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 4 {
+		ts.Fatalf("usage: editline FILE N OLD NEW")
+	}
+	lines := readLines(ts, args[0])
+	i := lineIndex(ts, lines, args[1])
+	if !strings.Contains(lines[i], args[2]) {
+		ts.Fatalf("line %s has no %q", args[1], args[2])
+	}
+	lines[i] = strings.Replace(lines[i], args[2], args[3], 1)
+	writeLines(ts, args[0], lines)
+}
+
+// dropline FILE N
+func cmdDropLine(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: dropline FILE N")
+	}
+	lines := readLines(ts, args[0])
+	i := lineIndex(ts, lines, args[1])
+	writeLines(ts, args[0], append(lines[:i], lines[i+1:]...))
+}
+
+// swaplines FILE N M
+func cmdSwapLines(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: swaplines FILE N M")
+	}
+	lines := readLines(ts, args[0])
+	i, j := lineIndex(ts, lines, args[1]), lineIndex(ts, lines, args[2])
+	lines[i], lines[j] = lines[j], lines[i]
+	writeLines(ts, args[0], lines)
+}
+
+// truncate FILE SIZE: a negative SIZE cuts that many bytes off the end.
+func cmdTruncate(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: truncate FILE SIZE")
+	}
+	p := ts.MkAbs(args[0])
+	n, err := strconv.ParseInt(args[1], 10, 64)
+	ts.Check(err)
+	if n < 0 {
+		fi, err := os.Stat(p)
+		ts.Check(err)
+		n += fi.Size()
+	}
+	ts.Check(os.Truncate(p, n))
+}
+
+// filemode FILE MODE: FILE has exactly permission bits MODE.
+func cmdFileMode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: filemode FILE MODE")
+	}
+	fi, err := os.Stat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if got := fmt.Sprintf("%04o", fi.Mode().Perm()); got != args[1] {
+		ts.Fatalf("%s has mode %s, want %s", args[0], got, args[1])
+	}
 }
