@@ -1,6 +1,0 @@
-package sandbox
-
-import (
-	_ "github.com/landlock-lsm/go-landlock/landlock"
-	_ "github.com/seccomp/libseccomp-golang"
-)

@@ -1,0 +1,235 @@
+// Package sandbox confines a signstar process to the one thing it is for:
+// turning bytes on stdin into a signature, with the key, audit log and backend
+// socket it opened beforehand.
+//
+// The order is fixed. Harden runs first thing in main, for every mode: no core
+// files, not dumpable, so no key ever lands on disk or in another process.
+// Lockdown runs once configuration, key, audit log and backend socket or card
+// are open and before stdin is read. It closes every other descriptor, sets a
+// small RLIMIT_NOFILE, sets no_new_privs on all threads, applies Landlock (no
+// filesystem, no TCP, abstract-socket and signal scoping) to all threads and
+// loads a seccomp allow-list with TSYNC. Afterwards the process can read and
+// write the descriptors it holds, compute, and exit; it cannot open a file, make
+// a socket, start a program or touch another process.
+//
+// Landlock and seccomp overlap on purpose: seccomp alone already denies
+// open/socket/exec, Landlock still holds if a future allow-list entry or a
+// kernel quirk lets one through.
+package sandbox
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Modes, as in the [sandbox] mode configuration key.
+const (
+	// Enforce refuses to continue unless every part can be applied.
+	Enforce = "enforce"
+	// BestEffort applies what the kernel supports and says what is missing.
+	BestEffort = "best-effort"
+)
+
+// MinLandlockABI is the Landlock ABI that Enforce requires: 4 brings TCP
+// bind/connect rules, 6 brings abstract UNIX socket and signal scoping.
+const MinLandlockABI = 6
+
+// DefaultMaxFDs is the RLIMIT_NOFILE set by Lockdown when Options.MaxFDs is 0:
+// stdin, stdout, stderr, the audit log, a backend socket, the Go runtime's
+// cgroup file, epoll and eventfd, and some room for a late netpoll start.
+const DefaultMaxFDs = 16
+
+// Parts names sandbox layers, for Options.Simulate.
+type Parts uint
+
+// Parts of the sandbox that a kernel may lack.
+const (
+	Landlock Parts = 1 << iota
+	Seccomp
+)
+
+// Options configures Lockdown.
+type Options struct {
+	// Mode is Enforce or BestEffort.
+	Mode string
+	// KeepFDs are the descriptors beyond 0, 1 and 2 that stay open: the
+	// audit log, an agent socket, the pcscd socket. Every other descriptor
+	// is closed, except the Go runtime's own (netpoll epoll and eventfd,
+	// cgroup CPU limit files), which Lockdown recognises by what they are.
+	KeepFDs []int
+	// MaxFDs is the RLIMIT_NOFILE to set (soft and hard); 0 means
+	// DefaultMaxFDs.
+	MaxFDs uint64
+	// Simulate makes Lockdown behave as on a kernel without these parts.
+	// It is for tests: production callers leave it zero.
+	Simulate Parts
+}
+
+// Missing is a part of the sandbox that was not (or could not be) applied.
+type Missing struct {
+	Part   string // "landlock", "seccomp", "nnp", "fds"
+	Reason string
+}
+
+func (m Missing) String() string { return m.Part + ": " + m.Reason }
+
+// Report says what Lockdown enforced.
+type Report struct {
+	// LandlockABI is the Landlock ABI whose restrictions are in force; 0
+	// when Landlock is not.
+	LandlockABI int
+	// Seccomp is true when the allow-list is loaded on all threads.
+	Seccomp bool
+	// NoNewPrivs is true when no_new_privs is set on all threads.
+	NoNewPrivs bool
+	// FDsClosed is true when every descriptor but 0, 1, 2, KeepFDs and
+	// the runtime's own was closed and RLIMIT_NOFILE lowered.
+	FDsClosed bool
+	// Missing lists what was not applied, in best-effort mode.
+	Missing []Missing
+}
+
+// String is the audit record's sandbox field: "landlock=7,seccomp,nnp" when
+// all is in force; a part that is not reads "=none", e.g.
+// "landlock=none,seccomp,nnp". Descriptors are named only when they could
+// not be closed: ",fds=none".
+func (r Report) String() string {
+	var b strings.Builder
+	if r.LandlockABI > 0 {
+		b.WriteString("landlock=" + strconv.Itoa(r.LandlockABI))
+	} else {
+		b.WriteString("landlock=none")
+	}
+	if r.Seccomp {
+		b.WriteString(",seccomp")
+	} else {
+		b.WriteString(",seccomp=none")
+	}
+	if r.NoNewPrivs {
+		b.WriteString(",nnp")
+	} else {
+		b.WriteString(",nnp=none")
+	}
+	if !r.FDsClosed {
+		b.WriteString(",fds=none")
+	}
+	return b.String()
+}
+
+// Error means the sandbox could not be applied as the mode requires: in
+// Enforce mode, a part the kernel lacks or that failed to apply; in either
+// mode, a step that must never fail (closing descriptors, limits,
+// no_new_privs). The process must not go on to read stdin or sign.
+type Error struct {
+	Mode    string
+	Missing []Missing
+}
+
+func (e *Error) Error() string {
+	parts := make([]string, len(e.Missing))
+	for i, m := range e.Missing {
+		parts[i] = m.String()
+	}
+	return fmt.Sprintf("sandbox (mode %q) cannot be applied: %s", e.Mode, strings.Join(parts, "; "))
+}
+
+// Parts lists the names of the missing parts, e.g. ["landlock"].
+func (e *Error) Parts() []string {
+	out := make([]string, len(e.Missing))
+	for i, m := range e.Missing {
+		out[i] = m.Part
+	}
+	return out
+}
+
+// CheckReport is what this kernel offers, for `signstar sandbox check`.
+type CheckReport struct {
+	// LandlockABI is the kernel's Landlock ABI version, 0 when absent.
+	LandlockABI int
+	// SeccompAPI is libseccomp's API level for this kernel (2 or more:
+	// seccomp(2) with TSYNC); 0 when seccomp filters are unavailable.
+	SeccompAPI uint
+	// Seccomp is true when seccomp filters can be loaded.
+	Seccomp bool
+	// TSync is true when a filter can be applied to all threads at once.
+	TSync bool
+	// NoNewPrivs is true when prctl(PR_SET_NO_NEW_PRIVS) is available.
+	NoNewPrivs bool
+	// ProcFD is true when /proc/self/fd can be listed (to close
+	// inherited descriptors).
+	ProcFD bool
+	// Missing is what keeps Enforce from being met; empty when it can be.
+	Missing []Missing
+}
+
+// Enforceable reports whether mode "enforce" can be met on this kernel.
+func (c CheckReport) Enforceable() bool { return len(c.Missing) == 0 }
+
+// CanMeet reports whether mode can be met: best-effort always can.
+func (c CheckReport) CanMeet(mode string) bool {
+	return mode == BestEffort || (mode == Enforce && c.Enforceable())
+}
+
+// String is the report, one "name: value" line each.
+func (c CheckReport) String() string {
+	yes := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return "no"
+	}
+	var b strings.Builder
+	if c.LandlockABI > 0 {
+		fmt.Fprintf(&b, "landlock: ABI %d%s\n", c.LandlockABI, landlockScope(c.LandlockABI))
+	} else {
+		b.WriteString("landlock: none\n")
+	}
+	fmt.Fprintf(&b, "seccomp: %s (libseccomp API %d)\n", yes(c.Seccomp), c.SeccompAPI)
+	fmt.Fprintf(&b, "seccomp tsync: %s\n", yes(c.TSync))
+	fmt.Fprintf(&b, "no_new_privs: %s\n", yes(c.NoNewPrivs))
+	fmt.Fprintf(&b, "close inherited descriptors: %s\n", yes(c.ProcFD))
+	if c.Enforceable() {
+		b.WriteString("enforce: can be met\n")
+	} else {
+		parts := make([]string, len(c.Missing))
+		for i, m := range c.Missing {
+			parts[i] = m.String()
+		}
+		fmt.Fprintf(&b, "enforce: cannot be met: %s\n", strings.Join(parts, "; "))
+	}
+	return b.String()
+}
+
+func landlockScope(abi int) string {
+	switch {
+	case abi >= 6:
+		return " (filesystem, TCP bind/connect, abstract socket and signal scoping)"
+	case abi >= 4:
+		return " (filesystem, TCP bind/connect; no scoping)"
+	default:
+		return " (filesystem only)"
+	}
+}
+
+// missingFor lists what keeps Enforce from being met on a kernel with these
+// capabilities.
+func missingFor(c CheckReport) []Missing {
+	var out []Missing
+	if c.LandlockABI < MinLandlockABI {
+		out = append(out, Missing{"landlock", fmt.Sprintf("the kernel offers Landlock ABI %d, enforce needs %d (boot with lsm=...,landlock)", c.LandlockABI, MinLandlockABI)})
+	}
+	switch {
+	case !c.Seccomp:
+		out = append(out, Missing{"seccomp", "the kernel cannot load seccomp filters (CONFIG_SECCOMP_FILTER)"})
+	case !c.TSync:
+		out = append(out, Missing{"seccomp", "the kernel cannot apply a seccomp filter to all threads (no TSYNC)"})
+	}
+	if !c.NoNewPrivs {
+		out = append(out, Missing{"nnp", "prctl(PR_SET_NO_NEW_PRIVS) is not available"})
+	}
+	if !c.ProcFD {
+		out = append(out, Missing{"fds", "/proc/self/fd cannot be listed: mount /proc"})
+	}
+	return out
+}

@@ -1,0 +1,143 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	seccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/sys/unix"
+	"kernel.org/pub/linux/libs/security/libcap/psx"
+)
+
+// Harden makes the process unable to leave its memory behind: RLIMIT_CORE 0
+// (soft and hard, so nothing can raise it again) and PR_SET_DUMPABLE 0 (no
+// core dump even through a core_pattern pipe, no ptrace attach and no
+// /proc/PID/mem for other processes of the same user). It is harmless to
+// local admin commands and runs first thing in main for every mode.
+func Harden() error {
+	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{Cur: 0, Max: 0}); err != nil {
+		return fmt.Errorf("sandbox: cannot set RLIMIT_CORE to 0: %v", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("sandbox: cannot clear the dumpable flag: %v", err)
+	}
+	return nil
+}
+
+// Check reports what this kernel offers and whether Enforce can be met. It
+// changes nothing in the process.
+func Check() CheckReport { return probe(0) }
+
+func probe(simulate Parts) CheckReport {
+	var c CheckReport
+	if simulate&Landlock == 0 {
+		if v, err := ll.LandlockGetABIVersion(); err == nil && v > 0 {
+			c.LandlockABI = v
+		}
+	}
+	if simulate&Seccomp == 0 {
+		// PR_GET_SECCOMP fails with EINVAL on a kernel built without
+		// seccomp; libseccomp's API level tells whether seccomp(2) and
+		// TSYNC work (level 2 and above).
+		if _, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0); err == nil {
+			if api, err := seccomp.GetAPI(); err == nil && api >= 1 {
+				c.SeccompAPI = api
+				c.Seccomp = true
+				c.TSync = api >= 2
+			}
+		}
+	}
+	if _, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err == nil {
+		c.NoNewPrivs = true
+	}
+	if f, err := os.Open("/proc/self/fd"); err == nil {
+		f.Close()
+		c.ProcFD = true
+	}
+	c.Missing = missingFor(c)
+	return c
+}
+
+// Lockdown confines the process; see the package comment for what it
+// applies. Call it once, after the key, audit log and backend socket or card
+// are open and before stdin is read.
+//
+// In Enforce mode it first checks that the kernel offers every part and, if
+// not, returns an *Error naming them and changes nothing. Once it has begun
+// to apply, any failure is returned as an *Error in both modes, except that
+// best-effort goes on without a Landlock or seccomp layer that fails, and
+// lists it in Report.Missing. On error the caller must not sign.
+func Lockdown(opts Options) (Report, error) {
+	var r Report
+	if opts.Mode != Enforce && opts.Mode != BestEffort {
+		return r, &Error{Mode: opts.Mode, Missing: []Missing{{"mode", fmt.Sprintf("%q is not a mode: use %q or %q", opts.Mode, Enforce, BestEffort)}}}
+	}
+	caps := probe(opts.Simulate)
+	if opts.Mode == Enforce && !caps.Enforceable() {
+		return r, &Error{Mode: opts.Mode, Missing: caps.Missing}
+	}
+	fail := func(part string, err error) (Report, error) {
+		return r, &Error{Mode: opts.Mode, Missing: append(r.Missing, Missing{part, err.Error()})}
+	}
+
+	if caps.ProcFD {
+		if err := closeOthers(opts.KeepFDs); err != nil {
+			return fail("fds", err)
+		}
+		max := opts.MaxFDs
+		if max == 0 {
+			max = DefaultMaxFDs
+		}
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: max, Max: max}); err != nil {
+			return fail("fds", fmt.Errorf("setrlimit(RLIMIT_NOFILE, %d): %v", max, err))
+		}
+		r.FDsClosed = true
+	} else {
+		r.Missing = append(r.Missing, Missing{"fds", "/proc/self/fd cannot be listed"})
+	}
+
+	// no_new_privs on every thread at once (psx runs the prctl on all of
+	// them). Landlock and seccomp would set it too, but only as a side
+	// effect of succeeding; it must hold even when both are missing.
+	if _, _, errno := psx.Syscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); errno != 0 {
+		return fail("nnp", fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %v", errno))
+	}
+	r.NoNewPrivs = true
+
+	if caps.LandlockABI > 0 {
+		abi, err := applyLandlock(caps.LandlockABI)
+		if err != nil {
+			if opts.Mode == Enforce {
+				return fail("landlock", err)
+			}
+			r.Missing = append(r.Missing, Missing{"landlock", err.Error()})
+		}
+		r.LandlockABI = abi
+	} else {
+		r.Missing = append(r.Missing, Missing{"landlock", "the kernel offers no Landlock"})
+	}
+
+	// seccomp comes last: Landlock's all-thread setup (psx signals,
+	// landlock_* calls) is not on the allow-list.
+	if caps.Seccomp {
+		err := errors.New("the kernel cannot apply a filter to all threads (no TSYNC)")
+		if caps.TSync {
+			err = loadSeccomp()
+		}
+		if err != nil {
+			if opts.Mode == Enforce {
+				return fail("seccomp", err)
+			}
+			r.Missing = append(r.Missing, Missing{"seccomp", err.Error()})
+		} else {
+			r.Seccomp = true
+		}
+	} else {
+		r.Missing = append(r.Missing, Missing{"seccomp", "the kernel cannot load seccomp filters"})
+	}
+	return r, nil
+}

@@ -1,0 +1,259 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/signstar/signstar/internal/audit"
+)
+
+// TestLockdown: after Lockdown in enforce mode, a thread other than the one
+// that locked down cannot open, create, exec, connect, bind, ptrace or
+// signal; the signing path (stdin, hash, key file signer, audit log) still
+// works; inherited descriptors are gone; both threads show no_new_privs and a
+// seccomp filter.
+func TestLockdown(t *testing.T) {
+	if !inChild(t) {
+		fx := newFixture(t)
+		out := runChild(t, fx)
+		checkSigned(t, fx, out, marker(t, out, "REPORT"))
+		if r := marker(t, out, "REPORT"); !strings.HasPrefix(r, "landlock=") || !strings.HasSuffix(r, ",seccomp,nnp") || strings.Contains(r, "none") {
+			t.Errorf("report %q: want landlock=N,seccomp,nnp", r)
+		}
+		if _, err := os.Stat(fx.dir + "/created-0"); err == nil {
+			t.Error("the child created a file")
+		}
+		return
+	}
+	fx := childFixture()
+	p := prepare(t, fx)
+	checkStatus(t, p.status, "0", "0")
+	tryAll(t, p, fx, false, nil)
+
+	r, err := Lockdown(Options{Mode: Enforce, KeepFDs: p.keepFDs})
+	if err != nil {
+		t.Fatalf("Lockdown: %v", err)
+	}
+	if len(r.Missing) != 0 || !r.FDsClosed {
+		t.Errorf("enforce report: %+v", r)
+	}
+	fmt.Printf("REPORT=%s\n", r)
+
+	tryAll(t, p, fx, true, map[string]unix.Errno{
+		// seccomp answers first, with EPERM, not a kill.
+		"open file for reading": unix.EPERM, "create file": unix.EPERM,
+		"connect TCP to 127.0.0.1": unix.EPERM, "ptrace parent": unix.EPERM,
+	})
+	p.checkInheritedClosed(t)
+	checkStatus(t, p.status, "2", "1")
+	checkStatus(t, p.wStatus, "2", "1")
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur != DefaultMaxFDs || rl.Max != DefaultMaxFDs {
+		t.Errorf("RLIMIT_NOFILE %+v, %v; want %d", rl, err, DefaultMaxFDs)
+	}
+	signAndAudit(t, p, r.String())
+}
+
+// TestLandlockAlone proves Landlock on its own (seccomp simulated absent,
+// best-effort): the denials come from Landlock (EACCES for files, exec and
+// TCP, EPERM for scoped abstract sockets, signals and ptrace).
+func TestLandlockAlone(t *testing.T) {
+	if !inChild(t) {
+		if Check().LandlockABI < MinLandlockABI {
+			t.Skipf("this kernel has Landlock ABI %d", Check().LandlockABI)
+		}
+		fx := newFixture(t)
+		out := runChild(t, fx)
+		checkSigned(t, fx, out, marker(t, out, "REPORT"))
+		if r := marker(t, out, "REPORT"); !strings.HasPrefix(r, "landlock=") || !strings.HasSuffix(r, ",seccomp=none,nnp") {
+			t.Errorf("report %q", r)
+		}
+		return
+	}
+	fx := childFixture()
+	p := prepare(t, fx)
+	r, err := Lockdown(Options{Mode: BestEffort, KeepFDs: p.keepFDs, Simulate: Seccomp})
+	if err != nil {
+		t.Fatalf("Lockdown: %v", err)
+	}
+	if len(r.Missing) != 1 || r.Missing[0].Part != "seccomp" {
+		t.Errorf("missing %v; want seccomp only", r.Missing)
+	}
+	fmt.Printf("REPORT=%s\n", r)
+	eacces, eperm := unix.EACCES, unix.EPERM
+	var pathUnix []attempt
+	for _, a := range attempts {
+		// Landlock restricts connecting to pathname UNIX sockets only from
+		// ABI 9; seccomp (no socket(2)) covers it in the full sandbox.
+		if a.name == "connect UNIX socket" && Check().LandlockABI < 9 {
+			continue
+		}
+		pathUnix = append(pathUnix, a)
+	}
+	saved := attempts
+	attempts = pathUnix
+	defer func() { attempts = saved }()
+	tryAll(t, p, fx, true, map[string]unix.Errno{
+		"open file for reading": eacces, "create file": eacces, "fork and exec /bin/sh": eacces,
+		"connect TCP to 127.0.0.1": eacces, "bind TCP": eacces,
+		"connect abstract UNIX socket": eperm, "ptrace parent": eperm, "signal parent": eperm,
+	})
+	checkStatus(t, p.status, "0", "1")
+	checkStatus(t, p.wStatus, "0", "1")
+	signAndAudit(t, p, r.String())
+}
+
+// TestEnforceWithoutLandlock: enforce on a kernel without Landlock refuses
+// with a typed error naming it and applies nothing; signstar then writes a
+// failed record (the log is still writable).
+func TestEnforceWithoutLandlock(t *testing.T) {
+	if !inChild(t) {
+		fx := newFixture(t)
+		runChild(t, fx)
+		rec := lastRecord(t, fx)
+		if rec.Outcome != audit.Failed || !strings.Contains(rec.Reason, "landlock") || rec.Sandbox != "landlock=none,seccomp=none,nnp=none,fds=none" {
+			t.Errorf("record: %+v", rec)
+		}
+		return
+	}
+	fx := childFixture()
+	p := prepare(t, fx)
+	r, err := Lockdown(Options{Mode: Enforce, KeepFDs: p.keepFDs, Simulate: Landlock})
+	var se *Error
+	if !errors.As(err, &se) {
+		t.Fatalf("Lockdown: %v, want *Error", err)
+	}
+	if got := se.Parts(); len(got) != 1 || got[0] != "landlock" {
+		t.Errorf("missing parts %v, want [landlock]", got)
+	}
+	checkStatus(t, p.status, "0", "0")
+	p.w.run(func() {
+		if f, err := os.Open(fx.secret); err != nil {
+			t.Errorf("refused Lockdown still restricted the process: %v", err)
+		} else {
+			f.Close()
+		}
+	})
+	rec := &audit.Record{
+		Time: time.Now().UTC().Format(audit.TimeFormat), User: "test", Command: "sign",
+		Outcome: audit.Failed, Reason: err.Error(), Sandbox: r.String(),
+	}
+	if err := p.log.Append(rec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBestEffortWithoutLandlock: best-effort on a kernel without Landlock
+// signs under seccomp alone, and the record says what was missing.
+func TestBestEffortWithoutLandlock(t *testing.T) {
+	const want = "landlock=none,seccomp,nnp"
+	if !inChild(t) {
+		fx := newFixture(t)
+		out := runChild(t, fx)
+		checkSigned(t, fx, out, want)
+		return
+	}
+	fx := childFixture()
+	p := prepare(t, fx)
+	r, err := Lockdown(Options{Mode: BestEffort, KeepFDs: p.keepFDs, Simulate: Landlock})
+	if err != nil {
+		t.Fatalf("Lockdown: %v", err)
+	}
+	if r.String() != want || len(r.Missing) != 1 || r.Missing[0].Part != "landlock" {
+		t.Errorf("report %q, missing %v", r, r.Missing)
+	}
+	tryAll(t, p, fx, true, nil)
+	p.checkInheritedClosed(t)
+	checkStatus(t, p.wStatus, "2", "1")
+	signAndAudit(t, p, r.String())
+}
+
+// TestHarden: no core file, not dumpable.
+func TestHarden(t *testing.T) {
+	if !inChild(t) {
+		runChild(t, newFixture(t))
+		return
+	}
+	if err := Harden(); err != nil {
+		t.Fatal(err)
+	}
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_CORE, &rl); err != nil || rl.Cur != 0 || rl.Max != 0 {
+		t.Errorf("RLIMIT_CORE %+v, %v", rl, err)
+	}
+	if d, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0); err != nil || d != 0 {
+		t.Errorf("dumpable %d, %v", d, err)
+	}
+	// Harden leaves admin work possible: files open, programs run.
+	if err := exec.Command("/bin/sh", "-c", "exit 0").Run(); err != nil {
+		t.Errorf("after Harden, running a program: %v", err)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	c := Check()
+	abi, _ := strconv.Atoi(strings.Fields(c.String())[2])
+	if c.LandlockABI > 0 && abi != c.LandlockABI {
+		t.Errorf("String does not show ABI %d:\n%s", c.LandlockABI, c)
+	}
+	if c.Enforceable() != (c.LandlockABI >= MinLandlockABI && c.Seccomp && c.TSync && c.NoNewPrivs && c.ProcFD) {
+		t.Errorf("Enforceable %v for %+v", c.Enforceable(), c)
+	}
+	if !c.CanMeet(BestEffort) || c.CanMeet("off") {
+		t.Error("CanMeet")
+	}
+	t.Logf("\n%s", c)
+
+	for _, sim := range []struct {
+		parts Parts
+		names []string
+	}{{Landlock, []string{"landlock"}}, {Seccomp, []string{"seccomp"}}, {Landlock | Seccomp, []string{"landlock", "seccomp"}}} {
+		c := probe(sim.parts)
+		var got []string
+		for _, m := range c.Missing {
+			got = append(got, m.Part)
+		}
+		if strings.Join(got, ",") != strings.Join(sim.names, ",") || c.CanMeet(Enforce) {
+			t.Errorf("simulated %v: missing %v", sim.parts, got)
+		}
+		if !strings.Contains(c.String(), "enforce: cannot be met: "+sim.names[0]) {
+			t.Errorf("simulated %v:\n%s", sim.parts, c)
+		}
+	}
+}
+
+func TestReportString(t *testing.T) {
+	for _, tc := range []struct {
+		r    Report
+		want string
+	}{
+		{Report{LandlockABI: 7, Seccomp: true, NoNewPrivs: true, FDsClosed: true}, "landlock=7,seccomp,nnp"},
+		{Report{Seccomp: true, NoNewPrivs: true, FDsClosed: true}, "landlock=none,seccomp,nnp"},
+		{Report{LandlockABI: 6, NoNewPrivs: true, FDsClosed: true}, "landlock=6,seccomp=none,nnp"},
+		{Report{LandlockABI: 7, Seccomp: true, NoNewPrivs: true}, "landlock=7,seccomp,nnp,fds=none"},
+		{Report{}, "landlock=none,seccomp=none,nnp=none,fds=none"},
+	} {
+		if got := tc.r.String(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.r, got, tc.want)
+		}
+	}
+}
+
+func TestBadMode(t *testing.T) {
+	// Refused before anything is applied, so safe in the test process.
+	_, err := Lockdown(Options{Mode: "off"})
+	var se *Error
+	if !errors.As(err, &se) || se.Parts()[0] != "mode" {
+		t.Fatalf("Lockdown(off): %v", err)
+	}
+}
