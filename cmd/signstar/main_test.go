@@ -35,6 +35,19 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Setup:               setupScript,
+		// [need:PROG] and [needroot] are true when the peer is there, and
+		// always in CI, so that a missing peer fails there instead of
+		// skipping: `[!need:pacman] skip 'apt-get install ...'`.
+		Condition: func(cond string) (bool, error) {
+			if prog, ok := strings.CutPrefix(cond, "need:"); ok {
+				_, err := exec.LookPath(prog)
+				return err == nil || testenv.InCI(), nil
+			}
+			if cond == "needroot" {
+				return os.Geteuid() == 0 || testenv.InCI(), nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"subst":       cmdSubst,
 			"verifysig":   cmdVerifySig,
@@ -368,3 +381,4 @@ func cmdFileMode(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("%s has mode %s, want %s", args[0], got, args[1])
 	}
 }
+
