@@ -1,0 +1,271 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/signstar/signstar/internal/audit"
+	"github.com/signstar/signstar/internal/config"
+)
+
+func mustRate(t testing.TB, s string) *config.Rate {
+	t.Helper()
+	r, err := config.ParseRate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// request does what signstar does for one request: lock the log, check the
+// rate, append the record (signed or refused) under the same lock.
+func request(logPath, profile string, rate *config.Rate, now time.Time) (bool, error) {
+	l, err := audit.Open(logPath)
+	if err != nil {
+		return false, err
+	}
+	defer l.Close()
+	tx, err := l.Lock()
+	if err != nil {
+		return false, err
+	}
+	defer tx.Unlock()
+	rec := &audit.Record{Time: now.UTC().Format(audit.TimeFormat), User: "signer", Profile: profile, Outcome: audit.Signed}
+	err = CheckRate(tx, profile, rate, now)
+	var re *RateError
+	switch {
+	case errors.As(err, &re):
+		rec.Outcome, rec.Reason = audit.Refused, err.Error()
+	case err != nil:
+		return false, err
+	default:
+		// What signing would fill in; audit verify wants them.
+		rec.Key, rec.Digest, rec.Signature = "0123456789ABCDEF", "sha256:00", "c2ln"
+	}
+	if err := tx.Append(rec); err != nil {
+		return false, err
+	}
+	return rec.Outcome == audit.Signed, nil
+}
+
+func TestRateOncePerMonth(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	rate := mustRate(t, "1/30d")
+	first := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	if ok, err := request(log, "iso", rate, first); err != nil || !ok {
+		t.Fatalf("first request: signed=%v err=%v", ok, err)
+	}
+	// Other profiles and refusals do not use this profile's slot.
+	if ok, err := request(log, "repo", rate, first.Add(time.Hour)); err != nil || !ok {
+		t.Fatalf("other profile: signed=%v err=%v", ok, err)
+	}
+	l, err := audit.Open(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	tx, err := l.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = CheckRate(tx, "iso", rate, first.Add(29*24*time.Hour))
+	tx.Unlock()
+	var re *RateError
+	if !errors.As(err, &re) {
+		t.Fatalf("second request within 30 days: %v, want *RateError", err)
+	}
+	if want := "rate 1/30d reached (last signed 2026-11-02T10:00:00Z)"; err.Error() != want {
+		t.Errorf("reason %q, want %q", err, want)
+	}
+	if want := first.Add(30 * 24 * time.Hour); !re.Next.Equal(want) {
+		t.Errorf("next %v, want %v", re.Next, want)
+	}
+	// Refused records do not count either; after 30 days the slot is free.
+	if ok, err := request(log, "iso", rate, first.Add(29*24*time.Hour)); err != nil || ok {
+		t.Fatalf("second request: signed=%v err=%v", ok, err)
+	}
+	if ok, err := request(log, "iso", rate, first.Add(30*24*time.Hour+time.Second)); err != nil || !ok {
+		t.Fatalf("after 30 days: signed=%v err=%v", ok, err)
+	}
+	if ok, err := request(log, "iso", rate, first.Add(31*24*time.Hour)); err != nil || ok {
+		t.Fatalf("after 31 days: signed=%v err=%v", ok, err)
+	}
+	if n, err := verifyLog(t, log); err != nil || n != 5 {
+		t.Fatalf("audit verify: %d records, %v", n, err)
+	}
+}
+
+func TestRateNil(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	for i := 0; i < 3; i++ {
+		if ok, err := request(log, "repo", nil, time.Now()); err != nil || !ok {
+			t.Fatalf("no rate: signed=%v err=%v", ok, err)
+		}
+	}
+}
+
+// Records appended in lock order may carry times out of order (a record's
+// time is when its request started); the scan must still see them.
+func TestRateOutOfOrderTimes(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	l, err := audit.Open(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, r := range []*audit.Record{
+		{Time: now.Add(-30 * time.Minute).Format(audit.TimeFormat), Profile: "p", Outcome: audit.Signed},
+		{Time: now.Add(-3 * time.Hour).Format(audit.TimeFormat), Profile: "p", Outcome: audit.Signed},
+		{Time: now.Add(-2 * time.Hour).Format(audit.TimeFormat), Profile: "q", Outcome: audit.Signed},
+	} {
+		if err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := l.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Unlock()
+	if err := CheckRate(tx, "p", mustRate(t, "2/1h"), now); err != nil {
+		t.Errorf("one signature in the hour, 2/1h: %v", err)
+	}
+	if err := CheckRate(tx, "p", mustRate(t, "1/1h"), now); err == nil {
+		t.Errorf("one signature in the hour, 1/1h: allowed")
+	}
+}
+
+func TestRateBadLog(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Append(&audit.Record{Time: "yesterday", Profile: "p", Outcome: audit.Signed}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := l.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Unlock()
+	err = CheckRate(tx, "p", mustRate(t, "1/1h"), time.Now())
+	var re *RateError
+	if err == nil || errors.As(err, &re) {
+		t.Fatalf("unreadable time: %v, want a failure that is not a refusal", err)
+	}
+}
+
+// Eight concurrent requests against 3/1h: exactly three signed.
+func TestRateConcurrentGoroutines(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	rate := mustRate(t, "3/1h")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	signed := 0
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := request(log, "iso", rate, time.Now())
+			if err != nil {
+				errs <- err
+				return
+			}
+			if ok {
+				mu.Lock()
+				signed++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if signed != 3 {
+		t.Errorf("%d signed, want 3", signed)
+	}
+	checkOutcomes(t, log, 3, 5)
+}
+
+func checkOutcomes(t *testing.T, log string, wantSigned, wantRefused int) {
+	t.Helper()
+	if n, err := verifyLog(t, log); err != nil || n != wantSigned+wantRefused {
+		t.Fatalf("audit verify: %d records, %v", n, err)
+	}
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(string(data), `"outcome":"signed"`); got != wantSigned {
+		t.Errorf("log has %d signed, want %d", got, wantSigned)
+	}
+	if got := strings.Count(string(data), `"reason":"rate 3/1h reached`); got != wantRefused {
+		t.Errorf("log has %d rate refusals, want %d", got, wantRefused)
+	}
+}
+
+// The same with eight processes, each with its own descriptor and lock.
+func TestRateConcurrentProcesses(t *testing.T) {
+	if log := os.Getenv("SIGNSTAR_POLICY_RATE_CHILD"); log != "" {
+		ok, err := request(log, "iso", mustRate(t, "3/1h"), time.Now())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(ok)
+		os.Exit(0)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	var cmds []*exec.Cmd
+	var outs []*strings.Builder
+	for i := 0; i < 8; i++ {
+		cmd := exec.Command(exe, "-test.run=^TestRateConcurrentProcesses$")
+		cmd.Env = append(os.Environ(), "SIGNSTAR_POLICY_RATE_CHILD="+log)
+		out := &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds, outs = append(cmds, cmd), append(outs, out)
+	}
+	signed := 0
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("child %d: %v\n%s", i, err, outs[i])
+		}
+		if strings.TrimSpace(outs[i].String()) == "true" {
+			signed++
+		}
+	}
+	if signed != 3 {
+		t.Errorf("%d signed, want 3", signed)
+	}
+	checkOutcomes(t, log, 3, 5)
+}
+
+func verifyLog(t *testing.T, path string) (int, error) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return audit.Verify(f)
+}
