@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -107,13 +108,15 @@ func newFixture(t *testing.T) *fixture {
 		if l.network == "tcp" {
 			fx.tcpAddr = ln.Addr().String()
 		}
+		// Each connection is echoed back: a stand-in for a backend
+		// socket connected before lock-down.
 		go func() {
 			for {
 				c, err := ln.Accept()
 				if err != nil {
 					return
 				}
-				c.Close()
+				go func() { io.Copy(c, c); c.Close() }()
 			}
 		}()
 	}
@@ -175,15 +178,15 @@ func marker(t *testing.T, out, key string) string {
 
 // prepared is what a child opens before lock-down, as signstar does.
 type prepared struct {
-	log      *audit.Log
-	key      *backend.Key
-	status   *os.File // /proc/self/status
-	inherit  uint64   // inode of the inherited fd 3
-	w        *worker
-	wStatus  *os.File // /proc/thread-self/status of the worker thread
-	lockTID  int
-	keepFDs  []int
-	unlocked bool
+	log     *audit.Log
+	key     *backend.Key
+	status  *os.File // /proc/self/status
+	inherit uint64   // inode of the inherited fd 3
+	w       *worker
+	wStatus *os.File // /proc/thread-self/status of the worker thread
+	lockTID int
+	keepFDs []int
+	conn    net.Conn // connected before lock-down, like a backend socket
 }
 
 func prepare(t *testing.T, fx *fixture) *prepared {
@@ -216,6 +219,9 @@ func prepare(t *testing.T, fx *fixture) *prepared {
 		t.Fatal(err)
 	}
 	p.keepFDs = []int{int(p.log.Fd()), int(p.status.Fd()), int(p.wStatus.Fd())}
+	if p.conn, err = net.Dial("unix", fx.unixPath); err != nil {
+		t.Fatal(err)
+	}
 	// Lock down from this goroutine's own thread, pinned so its tid
 	// means something.
 	runtime.LockOSThread()
@@ -233,6 +239,24 @@ func (p *prepared) checkInheritedClosed(t *testing.T) {
 	if err := unix.Fstat(3, &st); err == nil && st.Ino == p.inherit {
 		t.Errorf("inherited descriptor 3 is still open after lock-down")
 	}
+}
+
+// checkConn: the socket connected before lock-down still carries data
+// both ways (Options.KeepOwnSockets kept it).
+func (p *prepared) checkConn(t *testing.T) {
+	t.Helper()
+	p.w.run(func() {
+		msg := []byte("assuan: SIGKEY\n")
+		buf := make([]byte, len(msg))
+		p.conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := p.conn.Write(msg); err != nil {
+			t.Errorf("backend socket after lock-down: write: %v", err)
+			return
+		}
+		if _, err := io.ReadFull(p.conn, buf); err != nil || !bytes.Equal(buf, msg) {
+			t.Errorf("backend socket after lock-down: read %q, %v", buf, err)
+		}
+	})
 }
 
 // worker is a goroutine pinned to its own OS thread.

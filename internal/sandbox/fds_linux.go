@@ -22,7 +22,7 @@ import (
 // survived exec): the netpoller's epoll and eventfd, and the cgroup CPU limit
 // files it rereads to adjust GOMAXPROCS. Closing those would break the runtime
 // (epoll) or let a later descriptor be read in their place.
-func closeOthers(keep []int) error {
+func closeOthers(keep []int, ownSockets bool) error {
 	d, err := os.Open("/proc/self/fd")
 	if err != nil {
 		return err
@@ -38,7 +38,7 @@ func closeOthers(keep []int) error {
 		if err != nil {
 			return fmt.Errorf("unexpected entry %q in /proc/self/fd", name)
 		}
-		if fd <= 2 || fd == dirFD || slices.Contains(keep, fd) || runtimeFD(fd) {
+		if fd <= 2 || fd == dirFD || slices.Contains(keep, fd) || keepOwn(fd, ownSockets) {
 			continue
 		}
 		if err := unix.Close(fd); err != nil && err != unix.EBADF {
@@ -53,7 +53,9 @@ func closeOthers(keep []int) error {
 	return nil
 }
 
-func runtimeFD(fd int) bool {
+// keepOwn reports whether fd is one of the process's own descriptors to
+// keep: the runtime's, and its sockets when ownSockets is set.
+func keepOwn(fd int, ownSockets bool) bool {
 	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
 	if err != nil || flags&unix.FD_CLOEXEC == 0 {
 		return false
@@ -61,6 +63,9 @@ func runtimeFD(fd int) bool {
 	target, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 	if err != nil {
 		return false
+	}
+	if ownSockets && strings.HasPrefix(target, "socket:[") {
+		return true
 	}
 	switch target {
 	case "anon_inode:[eventpoll]", "anon_inode:[eventfd]":

@@ -58,6 +58,11 @@ type Options struct {
 	// is closed, except the Go runtime's own (netpoll epoll and eventfd,
 	// cgroup CPU limit files), which Lockdown recognises by what they are.
 	KeepFDs []int
+	// KeepOwnSockets also keeps the sockets the process opened itself
+	// (close-on-exec set, which Go's net package and libpcsclite always
+	// set and an inherited descriptor never has): the gpg-agent or pcscd
+	// connection of a backend that does not hand out its descriptor.
+	KeepOwnSockets bool
 	// MaxFDs is the RLIMIT_NOFILE to set (soft and hard); 0 means
 	// DefaultMaxFDs.
 	MaxFDs uint64

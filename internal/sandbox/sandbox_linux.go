@@ -85,7 +85,7 @@ func Lockdown(opts Options) (Report, error) {
 	}
 
 	if caps.ProcFD {
-		if err := closeOthers(opts.KeepFDs); err != nil {
+		if err := closeOthers(opts.KeepFDs, opts.KeepOwnSockets); err != nil {
 			return fail("fds", err)
 		}
 		max := opts.MaxFDs
@@ -100,14 +100,6 @@ func Lockdown(opts Options) (Report, error) {
 		r.Missing = append(r.Missing, Missing{"fds", "/proc/self/fd cannot be listed"})
 	}
 
-	// no_new_privs on every thread at once (psx runs the prctl on all of
-	// them). Landlock and seccomp would set it too, but only as a side
-	// effect of succeeding; it must hold even when both are missing.
-	if _, _, errno := psx.Syscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); errno != 0 {
-		return fail("nnp", fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %v", errno))
-	}
-	r.NoNewPrivs = true
-
 	if caps.LandlockABI > 0 {
 		abi, err := applyLandlock(caps.LandlockABI)
 		if err != nil {
@@ -120,6 +112,22 @@ func Lockdown(opts Options) (Report, error) {
 	} else {
 		r.Missing = append(r.Missing, Missing{"landlock", "the kernel offers no Landlock"})
 	}
+
+	// no_new_privs on every thread. A successful Landlock restriction has
+	// set it on all of them already (go-landlock does so before
+	// restricting); otherwise psx runs the prctl on each thread. It must
+	// hold even when Landlock and seccomp are both missing. Each psx round
+	// signals every thread, so the second one is skipped: it is a large
+	// part of the lock-down time.
+	if r.LandlockABI == 0 {
+		if _, _, errno := psx.Syscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); errno != 0 {
+			return fail("nnp", fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %v", errno))
+		}
+	}
+	if v, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err != nil || v != 1 {
+		return fail("nnp", fmt.Errorf("no_new_privs is not set (%d, %v)", v, err))
+	}
+	r.NoNewPrivs = true
 
 	// seccomp comes last: Landlock's all-thread setup (psx signals,
 	// landlock_* calls) is not on the allow-list.

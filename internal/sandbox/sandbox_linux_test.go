@@ -40,10 +40,11 @@ func TestLockdown(t *testing.T) {
 	checkStatus(t, p.status, "0", "0")
 	tryAll(t, p, fx, false, nil)
 
-	r, err := Lockdown(Options{Mode: Enforce, KeepFDs: p.keepFDs})
+	r, err := Lockdown(Options{Mode: Enforce, KeepFDs: p.keepFDs, KeepOwnSockets: true})
 	if err != nil {
 		t.Fatalf("Lockdown: %v", err)
 	}
+	p.checkConn(t)
 	if len(r.Missing) != 0 || !r.FDsClosed {
 		t.Errorf("enforce report: %+v", r)
 	}
@@ -169,6 +170,13 @@ func TestBestEffortWithoutLandlock(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Lockdown: %v", err)
 	}
+	// Without KeepOwnSockets the connection is closed like any other
+	// descriptor not kept.
+	p.w.run(func() {
+		if _, err := p.conn.Write([]byte("x")); err == nil {
+			t.Error("a socket not kept survived Lockdown")
+		}
+	})
 	if r.String() != want || len(r.Missing) != 1 || r.Missing[0].Part != "landlock" {
 		t.Errorf("report %q, missing %v", r, r.Missing)
 	}
