@@ -43,6 +43,9 @@ const (
 	keyPUK            = 0x81
 )
 
+// DefaultPIN is the factory PIN.
+const DefaultPIN = "123456"
+
 // DefaultManagementKey is the well-known factory management key.
 var DefaultManagementKey = bytes.Repeat([]byte{1, 2, 3, 4, 5, 6, 7, 8}, 3)
 
@@ -89,7 +92,7 @@ type Card struct {
 // NewCard returns a card with opt applied over factory defaults.
 func NewCard(opt Options) *Card {
 	if opt.PIN == "" {
-		opt.PIN = "123456"
+		opt.PIN = DefaultPIN
 	}
 	if opt.PUK == "" {
 		opt.PUK = "12345678"

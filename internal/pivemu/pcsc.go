@@ -102,11 +102,28 @@ func lock(t testing.TB) {
 func Start(t testing.TB, card *Card) (*Emulator, string) {
 	t.Helper()
 	StartPCSC(t)
+	return Plug(t, card)
+}
+
+// Plug inserts card (again) into the vpcd reader of a test that already
+// called Start, after the previous card was removed.
+func Plug(t testing.TB, card *Card) (*Emulator, string) {
+	t.Helper()
 	e, err := Insert(VPCDAddr, card, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Remove)
+	// vpcd asks a newly connected card for its ATR only once pcscd has
+	// seen the previous card go: before that, PC/SC clients would still
+	// talk to the old one.
+	select {
+	case <-e.Powered():
+	case <-e.Removed():
+		t.Fatalf("the card was removed before pcscd saw it: %v", e.Err())
+	case <-time.After(10 * time.Second):
+		t.Fatal("pcscd did not notice the card in the vpcd reader within 10s")
+	}
 	reader, err := WaitReady(10 * time.Second)
 	if err != nil {
 		t.Fatalf("%v (%v)", err, card)
@@ -130,6 +147,11 @@ func WaitReady(timeout time.Duration) (string, error) {
 			if err == nil {
 				yk.Close()
 				return name, nil
+			}
+			if !strings.HasPrefix(err.Error(), "connecting to smart card") {
+				// piv-go leaks its exclusive handle when the card fails
+				// after connecting: waiting longer cannot help.
+				return "", err
 			}
 			last = err
 			break

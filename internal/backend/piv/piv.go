@@ -1,0 +1,334 @@
+// Package piv opens a signing key held in a PIV smartcard slot (a YubiKey,
+// or any card piv-go speaks to through PC/SC) and provisions one
+// (Setup). The OpenPGP certificate lives in a file; the card holds only the
+// private key and signs digests with it, so the key never leaves the card.
+//
+// The PIN guard: before presenting the PIN the card's retry counter is read,
+// and at GuardRetries or fewer attempts left nothing is presented
+// (RetriesError), so a stale pin_file cannot block the card.
+package piv
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	pivgo "github.com/go-piv/piv-go/v2/piv"
+
+	"github.com/signstar/signstar/internal/backend"
+	"github.com/signstar/signstar/internal/backend/keyfile"
+	"github.com/signstar/signstar/internal/config"
+)
+
+// GuardRetries is the number of PIN attempts left at which signstar stops
+// presenting the PIN.
+const GuardRetries = 1
+
+// OpenTimeout bounds the wait for a card another session holds open; piv-go
+// opens cards exclusively. Tests shorten it.
+var OpenTimeout = 10 * time.Second
+
+// ParseSlot maps a slot name (9a, 9c, 9d, 9e, 82-95) to piv-go's Slot.
+func ParseSlot(name string) (pivgo.Slot, error) {
+	switch strings.ToLower(name) {
+	case "9a":
+		return pivgo.SlotAuthentication, nil
+	case "9c":
+		return pivgo.SlotSignature, nil
+	case "9d":
+		return pivgo.SlotKeyManagement, nil
+	case "9e":
+		return pivgo.SlotCardAuthentication, nil
+	}
+	if n, err := strconv.ParseUint(name, 16, 8); err == nil {
+		if s, ok := pivgo.RetiredKeyManagementSlot(uint32(n)); ok {
+			return s, nil
+		}
+	}
+	return pivgo.Slot{}, fmt.Errorf("%q is not a PIV slot: use 9a, 9c, 9d, 9e or 82-95", name)
+}
+
+// Open reads the certificate at certPath, opens the card in the reader whose
+// name contains cfg.Reader, checks that cfg.Slot holds the certificate's
+// signing key and returns a key that signs with it. The PIN from
+// cfg.PINFile is read now (before any sandbox) and presented at the first
+// Sign. The card stays open, exclusively, until Close: signing needs no new
+// file or socket.
+func Open(certPath string, cfg config.PIV, now time.Time) (*backend.Key, error) {
+	data, err := backend.ReadFile(certPath)
+	if err != nil {
+		return nil, err
+	}
+	e, err := backend.ParseEntity(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", certPath, err)
+	}
+	keys, err := backend.SigningKeys(e, now)
+	if err != nil {
+		return nil, err
+	}
+	slot, err := ParseSlot(cfg.Slot)
+	if err != nil {
+		return nil, err
+	}
+	pin, err := readPIN(cfg.PINFile)
+	if err != nil {
+		return nil, err
+	}
+	yk, _, err := openCard(cfg.Reader)
+	if err != nil {
+		clear(pin)
+		return nil, err
+	}
+	s, err := newSigner(yk, slot, pin)
+	if err != nil {
+		yk.Close()
+		clear(pin)
+		return nil, err
+	}
+	pub, err := s.match(keys, cfg.Slot)
+	if err == nil {
+		// Refuse early, before the artifact is read, when the PIN may
+		// not be tried; Sign checks again right before presenting it.
+		err = s.guard()
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return &backend.Key{Cert: e, Public: pub, Signer: s, Closer: s}, nil
+}
+
+func readPIN(path string) ([]byte, error) {
+	if path == "" {
+		return nil, errors.New("no pin_file: the card's PIN is needed to sign")
+	}
+	pin, err := keyfile.ReadPassphrase(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(pin) > 8 {
+		clear(pin)
+		return nil, fmt.Errorf("%s: a PIV PIN has at most 8 characters", path)
+	}
+	return pin, nil
+}
+
+// openCard opens the first reader whose name contains reader, waiting up to
+// OpenTimeout while another session holds it.
+func openCard(reader string) (*pivgo.YubiKey, string, error) {
+	cards, err := pivgo.Cards()
+	if err != nil {
+		return nil, "", fmt.Errorf("listing smartcard readers (is pcscd running?): %v", err)
+	}
+	name := ""
+	for _, c := range cards {
+		if strings.Contains(c, reader) {
+			name = c
+			break
+		}
+	}
+	if name == "" {
+		return nil, "", fmt.Errorf("no smartcard reader matches %q (readers: %s): check [profile.piv] reader and that the card is plugged in", reader, listOrNone(cards))
+	}
+	start := time.Now()
+	for {
+		yk, err := pivgo.Open(name)
+		if err == nil {
+			return yk, name, nil
+		}
+		// Only a refused connect is "busy": piv-go reports the others
+		// after it connected, and then keeps the card (its Open does not
+		// release it when SELECT fails), so waiting would not help.
+		if !strings.HasPrefix(err.Error(), "connecting to smart card:") || !matches(err, pcscSharing) {
+			return nil, "", cardErr(fmt.Sprintf("opening the card in %q", name), err)
+		}
+		if time.Since(start) >= OpenTimeout {
+			return nil, "", &BusyError{Reader: name, Waited: OpenTimeout}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+// cardSigner signs with a card slot. It is the crypto.Signer of backend.Key
+// and its Closer.
+type cardSigner struct {
+	mu       sync.Mutex
+	yk       *pivgo.YubiKey
+	slot     pivgo.Slot
+	pub      crypto.PublicKey
+	priv     crypto.Signer
+	policy   pivgo.PINPolicy
+	pin      []byte
+	verified bool
+}
+
+// newSigner reads the slot's public key and PIN policy (YubiKey metadata,
+// else the slot's X.509 certificate).
+func newSigner(yk *pivgo.YubiKey, slot pivgo.Slot, pin []byte) (*cardSigner, error) {
+	s := &cardSigner{yk: yk, slot: slot, pin: pin, policy: pivgo.PINPolicyAlways}
+	info, err := yk.KeyInfo(slot)
+	switch {
+	case err == nil && info.PublicKey != nil:
+		s.pub = info.PublicKey
+		if info.PINPolicy != 0 {
+			s.policy = info.PINPolicy
+		}
+	case errors.Is(err, pivgo.ErrNotFound):
+		return nil, fmt.Errorf("PIV slot %s holds no key: provision it with signstar piv setup", slot)
+	default:
+		cert, cerr := yk.Certificate(slot)
+		if cerr != nil {
+			if err == nil {
+				err = cerr
+			}
+			return nil, cardErr(fmt.Sprintf("reading the key in PIV slot %s", slot), err)
+		}
+		s.pub = cert.PublicKey
+	}
+	// The PIN is presented by Sign itself, after the guard, so piv-go is
+	// told not to.
+	priv, err := yk.PrivateKey(slot, s.pub, pivgo.KeyAuth{PINPolicy: pivgo.PINPolicyNever})
+	if err != nil {
+		return nil, fmt.Errorf("PIV slot %s: %v", slot, err)
+	}
+	signer, ok := priv.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("PIV slot %s holds a key that cannot sign", slot)
+	}
+	s.priv = signer
+	return s, nil
+}
+
+// match returns the certificate key the card's key is, or a MismatchError.
+func (s *cardSigner) match(keys []*packet.PublicKey, slotName string) (*packet.PublicKey, error) {
+	cardFP := ""
+	for _, k := range keys {
+		pk, _, err := publicKey(s.pub, k.CreationTime)
+		if err != nil {
+			return nil, err
+		}
+		if pk.PubKeyAlgo == k.PubKeyAlgo && string(pk.Fingerprint) == string(k.Fingerprint) {
+			return k, nil
+		}
+		if pk.PubKeyAlgo == k.PubKeyAlgo && cardFP == "" {
+			cardFP = backend.Fingerprint(pk)
+		}
+	}
+	return nil, &MismatchError{Slot: slotName, Card: cardFP, Cert: backend.Fingerprint(keys[0])}
+}
+
+func (s *cardSigner) Public() crypto.PublicKey { return s.pub }
+
+// Sign presents the PIN if the card needs it (after the guard), then has
+// the card sign digest. Errors: *RetriesError (PIN not presented),
+// *PINError (wrong PIN), ErrCardGone (wrapped), or the card's refusal.
+func (s *cardSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.yk == nil {
+		return nil, errors.New("the card is closed")
+	}
+	if ec, ok := s.pub.(*ecdsa.PublicKey); ok && ec.Curve == elliptic.P384() && opts.HashFunc().Size() < 48 {
+		// GnuPG rejects such signatures ("requires a 384 bit or larger hash").
+		return nil, fmt.Errorf("an ECDSA P-384 key needs a hash of 384 bits or more, not %v: set hash = \"sha512\" in the profile", opts.HashFunc())
+	}
+	if err := s.login(); err != nil {
+		return nil, err
+	}
+	sig, err := s.priv.Sign(rand, digest, opts)
+	if err != nil {
+		return nil, cardErr(fmt.Sprintf("signing with PIV slot %s", s.slot), err)
+	}
+	return sig, nil
+}
+
+// errVerified is piv-go's answer to a retries query when the PIN is already
+// verified in this session (status 9000 to an empty VERIFY).
+const errVerified = "expected error code from empty pin"
+
+// retries reads the PIN attempts left; verified reports that the card says
+// the PIN is already verified (so its counter is full).
+func (s *cardSigner) retries() (n int, verified bool, err error) {
+	n, err = s.yk.Retries()
+	if err != nil {
+		if err.Error() == errVerified {
+			return 0, true, nil
+		}
+		var ae pivgo.AuthErr
+		if errors.As(err, &ae) { // blocked: 6983
+			return 0, false, nil
+		}
+		return 0, false, cardErr("reading the card's PIN retry counter", err)
+	}
+	return n, false, nil
+}
+
+// guard refuses when the PIN may not be presented.
+func (s *cardSigner) guard() error {
+	n, verified, err := s.retries()
+	if err != nil || verified {
+		return err
+	}
+	if n <= GuardRetries {
+		return &RetriesError{Retries: n}
+	}
+	return nil
+}
+
+func (s *cardSigner) login() error {
+	if s.policy == pivgo.PINPolicyNever || (s.verified && s.policy != pivgo.PINPolicyAlways) {
+		return nil
+	}
+	n, verified, err := s.retries()
+	if err != nil {
+		return err
+	}
+	if verified && s.policy != pivgo.PINPolicyAlways {
+		s.verified = true
+		return nil
+	}
+	// A verified card has a full counter: presenting the PIN again, as
+	// PIN policy "always" needs, risks nothing.
+	if !verified && n <= GuardRetries {
+		return &RetriesError{Retries: n}
+	}
+	err = s.yk.VerifyPIN(string(s.pin))
+	var ae pivgo.AuthErr
+	if errors.As(err, &ae) {
+		return &PINError{Retries: ae.Retries, Err: ae}
+	}
+	if err != nil {
+		return cardErr("presenting the PIN", err)
+	}
+	s.verified = true
+	return nil
+}
+
+// Close releases the card and forgets the PIN.
+func (s *cardSigner) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.pin)
+	if s.yk == nil {
+		return nil
+	}
+	err := s.yk.Close()
+	s.yk = nil
+	return err
+}
