@@ -231,7 +231,6 @@ func (tx *Tx) lineBefore(end int64) ([]byte, error) {
 		}
 		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
 			buf = append(b[i+1:], buf...)
-			start = start - n + int64(i) + 1
 			break
 		}
 		buf = append(b, buf...)

@@ -124,7 +124,20 @@ func Signer(priv *packet.PrivateKey) (crypto.Signer, error) {
 		default:
 			return nil, fmt.Errorf("ECDSA curve %s is not supported", c)
 		}
-		sk := &ecdsa.PrivateKey{PublicKey: ecdsa.PublicKey{Curve: curve, X: k.X, Y: k.Y}, D: k.D}
+		size := (curve.Params().BitSize + 7) / 8
+		if k.D == nil || k.D.BitLen() > 8*size || k.X == nil || k.Y == nil ||
+			k.X.BitLen() > 8*size || k.Y.BitLen() > 8*size {
+			return nil, errors.New("malformed ECDSA secret key")
+		}
+		sk, err := ecdsa.ParseRawPrivateKey(curve, k.D.FillBytes(make([]byte, size)))
+		if err != nil {
+			return nil, errors.New("malformed ECDSA secret key")
+		}
+		point := append([]byte{4}, k.X.FillBytes(make([]byte, size))...)
+		point = append(point, k.Y.FillBytes(make([]byte, size))...)
+		if pb, err := sk.PublicKey.Bytes(); err != nil || !bytes.Equal(pb, point) {
+			return nil, errors.New("ECDSA secret key does not match its public key")
+		}
 		return sk, nil
 	case *eddsa.PrivateKey:
 		var sk ed25519.PrivateKey

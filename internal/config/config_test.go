@@ -1,0 +1,132 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleConfig(t *testing.T) {
+	c, err := Load("../../configs/config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Profiles) != 3 || c.Sandbox.Mode != SandboxEnforce {
+		t.Fatalf("got %+v", c)
+	}
+	repo := c.Profile("repo")
+	if repo.MaxSize != 4<<30 || repo.Rate.N != 1000 || repo.Rate.Period != time.Hour {
+		t.Errorf("repo: %+v", repo)
+	}
+	iso := c.Profile("iso")
+	if iso.Rate.Period != 30*24*time.Hour || iso.GPGAgent.Socket != "/run/signstar/S.gpg-agent" || !iso.AllowsKind("iso") || iso.AllowsKind("pacman-db") {
+		t.Errorf("iso: %+v", iso)
+	}
+	if c.Profile("card").PIV.Slot != "9c" {
+		t.Errorf("card: %+v", c.Profile("card"))
+	}
+}
+
+const base = `[audit]
+path = "/var/log/signstar/audit.jsonl"
+
+[[profile]]
+name = "repo"
+backend = "keyfile"
+key = "/etc/signstar/repo.key"
+users = ["signer"]
+`
+
+func TestErrors(t *testing.T) {
+	cases := []struct{ text, want string }{
+		{strings.Replace(base, `"/var/log/signstar/audit.jsonl"`, `"audit.jsonl"`, 1), "f.toml:2: audit.path: must be an absolute path"},
+		{strings.Replace(base, "path =", "#", 1), "audit.path: missing"},
+		{base + "hash = \"md5\"\n", `f.toml:9: profile[1].hash: "md5" is not supported`},
+		{base + "max_size = \"lots\"\n", `f.toml:9: profile[1].max_size: "lots" is not a size`},
+		{base + "rate = \"5 per hour\"\n", `f.toml:9: profile[1].rate: "5 per hour" is not a rate`},
+		{base + "rate = \"0/1h\"\n", "must be more than zero"},
+		{base + "kinds = [\"exe\"]\n", `profile[1].kinds: "exe" is not a kind`},
+		{base + "ssh_keys = [\"MD5:aa\"]\n", "is not an SSH key fingerprint"},
+		{base + "colour = \"blue\"\n", "f.toml:9: profile[1].colour: unknown key"},
+		{base + "[profile.piv]\nslot = \"9c\"\n", "keyfile profiles take no"},
+		{base + base[strings.Index(base, "[[profile]]"):], `profile[2].name: profile "repo" is defined twice`},
+		{strings.Replace(base, `users = ["signer"]`, "", 1), "profile[1].users: missing"},
+		{strings.Replace(base, `"keyfile"`, `"hsm"`, 1), `f.toml:6: profile[1].backend: "hsm" is not a backend`},
+		{strings.Replace(base, `"keyfile"`, `"gpg-agent"`, 1), "profile[1].gpg_agent.socket: missing"},
+		{strings.Replace(base, `"keyfile"`, `"piv"`, 1) + "[profile.piv]\nslot = \"9f\"\npin_file = \"/p\"\n", `f.toml:10: profile[1].piv.slot: "9f" is not a PIV slot`},
+		{strings.Replace(base, `"keyfile"`, `"piv"`, 1), "profile[1].piv.pin_file: missing"},
+		{"[audit]\npath = \"/x\"\n", "no [[profile]]"},
+		{"[audit\n", "f.toml:1: "},
+		{"[audit]\npath = 5\n", "f.toml"},
+		{base + "[sandbox]\nmode = \"off\"\n", `"off" is not a mode`},
+	}
+	for _, c := range cases {
+		_, err := Parse("f.toml", []byte(c.text))
+		if err == nil {
+			t.Errorf("accepted:\n%s", c.text)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %q, want it to contain %q", err, c.want)
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("error has several lines: %q", err)
+		}
+	}
+}
+
+func TestSizesAndRates(t *testing.T) {
+	sizes := map[string]int64{"1": 1, "4GiB": 4 << 30, "512 MiB": 512 << 20, "1K": 1024, "1KB": 1000, "2TB": 2e12}
+	for s, want := range sizes {
+		if got, err := ParseSize(s); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "-1", "0", "1.5G", "1PiB", "99999999999999999999", "9999999999TiB"} {
+		if _, err := ParseSize(s); err == nil {
+			t.Errorf("ParseSize(%q) accepted", s)
+		}
+	}
+	rates := map[string]time.Duration{"100/1h": time.Hour, "1/30d": 30 * 24 * time.Hour, "10/m": time.Minute, "5/90s": 90 * time.Second}
+	for s, want := range rates {
+		if r, err := ParseRate(s); err != nil || r.Period != want {
+			t.Errorf("ParseRate(%q) = %+v, %v", s, r, err)
+		}
+	}
+	for _, s := range []string{"", "1", "1/", "1/0h", "0/1h", "1/1w", "1/100000d", "a/1h"} {
+		if _, err := ParseRate(s); err == nil {
+			t.Errorf("ParseRate(%q) accepted", s)
+		}
+	}
+}
+
+// FuzzParse: any file is either a configuration that passed every check or
+// a one-line error naming the file; never a panic.
+func FuzzParse(f *testing.F) {
+	example, err := os.ReadFile("../../configs/config.toml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(example)
+	f.Add([]byte(base))
+	f.Add([]byte(base + "rate = \"1/30d\"\nmax_size = \"1GiB\"\nkinds = [\"iso\"]\n"))
+	f.Add([]byte("[audit\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("f.toml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "f.toml") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("bad error %q", err)
+			}
+			return
+		}
+		if len(c.Profiles) == 0 || !strings.HasPrefix(c.Audit.Path, "/") {
+			t.Fatalf("accepted an incomplete config: %+v", c)
+		}
+		for _, p := range c.Profiles {
+			if p.Name == "" || p.Key == "" || len(p.Users) == 0 || (p.Hash != "sha256" && p.Hash != "sha512") {
+				t.Fatalf("accepted profile %+v", p)
+			}
+		}
+	})
+}
