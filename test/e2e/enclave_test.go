@@ -1,0 +1,306 @@
+// Package e2e tests signstar as its users meet it: behind a real OpenSSH
+// sshd, as the dedicated signer user, deployed with the repo's sshd drop-in
+// as ForceCommand or as the login shell, verified by gpgv and sqv.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signstar/signstar/internal/audit"
+	"github.com/signstar/signstar/internal/sshtest"
+	"github.com/signstar/signstar/internal/testenv"
+)
+
+// binDir holds the signstar binary built once for all tests.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		if os.Geteuid() != 0 {
+			// Each test skips (or fails in CI) through testenv.NeedRoot.
+			return m.Run()
+		}
+		dir, err := sshtest.SafeTempDir("e2e-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		root, err := sshtest.RepoFile("go.mod")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		build := exec.Command("go", "build", "-o", filepath.Join(dir, "signstar"), "./cmd/signstar")
+		build.Dir = filepath.Dir(root)
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/signstar: %v\n%s", err, out)
+			return 1
+		}
+		binDir = dir
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// enclave is one deployment: sshd, signstar's files laid out with the
+// ownership and modes the drop-in recommends, and the audit log.
+type enclave struct {
+	*sshtest.Server
+	dir, bin, config, log, pub string
+	appendOnly               bool
+}
+
+type enclaveOptions struct {
+	deployment sshtest.Deployment
+	keys       []string
+	// profiles is extra TOML placed before the default "repo" profile;
+	// it may use {KEY:name} for a client key's fingerprint.
+	profiles string
+}
+
+func newEnclave(t *testing.T, o enclaveOptions) *enclave {
+	t.Helper()
+	testenv.NeedRoot(t)
+	if binDir == "" {
+		t.Fatal("signstar was not built")
+	}
+	dir, err := sshtest.SafeTempDir("e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sshtest.RemoveAll(dir) })
+	e := &enclave{dir: dir}
+	for _, d := range []string{"bin", "etc", "log"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.bin = filepath.Join(dir, "bin", "signstar")
+	copyFile(t, filepath.Join(binDir, "signstar"), e.bin, 0o755)
+	e.config = filepath.Join(dir, "etc", "config.toml")
+	e.log = filepath.Join(dir, "log", "audit.jsonl")
+	e.pub = filepath.Join(dir, "etc", "repo.pub.asc")
+
+	e.Server = sshtest.New(t, sshtest.Config{
+		Deployment: o.deployment,
+		Program:    e.bin,
+		Args:       []string{"--config", e.config},
+		Keys:       o.keys,
+	})
+	signer, err := user.Lookup(e.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid, _ := strconv.Atoi(signer.Gid)
+
+	// The secret key: the signer's own, read-only, in a root-owned
+	// directory (signstar refuses a key open to group or others).
+	uid, _ := strconv.Atoi(signer.Uid)
+	key := filepath.Join(dir, "etc", "repo.key.asc")
+	copyFile(t, repoFile(t, "testdata/keys/ed25519.key"), key, 0o400)
+	copyFile(t, repoFile(t, "testdata/keys/ed25519.pub"), e.pub, 0o644)
+	if err := os.Chown(key, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+
+	profiles := o.profiles
+	for _, name := range o.keys {
+		profiles = strings.ReplaceAll(profiles, "{KEY:"+name+"}", e.Key(name).Fingerprint)
+	}
+	cfg := fmt.Sprintf(`[audit]
+path = %q
+
+[sandbox]
+mode = "best-effort"
+%s
+[[profile]]
+name = "repo"
+backend = "keyfile"
+key = %q
+hash = "sha256"
+max_size = "64MiB"
+kinds = ["any"]
+users = [%q]
+`, e.log, profiles, key, e.User)
+	if err := os.WriteFile(e.config, []byte(cfg), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(e.config, 0, gid); err != nil {
+		t.Fatal(err)
+	}
+
+	// The log: created by root, writable by the signer group, append-only
+	// where the file system allows it.
+	if err := os.WriteFile(e.log, nil, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(e.log, 0, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(e.log, 0o660); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	e.appendOnly, err = sshtest.AppendOnly(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.appendOnly {
+		t.Logf("%s: file system has no append-only attribute; relying on audit verify", e.log)
+	}
+	return e
+}
+
+// ssh runs the client with key and stdin and returns its result.
+func (e *enclave) ssh(t *testing.T, key string, stdin []byte, opts []string, remote ...string) *sshtest.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := e.Run(ctx, bytes.NewReader(stdin), key, opts, remote...)
+	if err != nil {
+		t.Fatalf("ssh %v: %v (stderr %q)", remote, err, r.Stderr)
+	}
+	return r
+}
+
+// records reads the audit log.
+func (e *enclave) records(t *testing.T) []audit.Record {
+	t.Helper()
+	f, err := os.Open(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var recs []audit.Record
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, audit.MaxLine)
+	for sc.Scan() {
+		var r audit.Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("audit line %d: %v", len(recs)+1, err)
+		}
+		recs = append(recs, r)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// last returns the newest audit record.
+func (e *enclave) last(t *testing.T) audit.Record {
+	t.Helper()
+	recs := e.records(t)
+	if len(recs) == 0 {
+		t.Fatal("audit log is empty")
+	}
+	return recs[len(recs)-1]
+}
+
+// verifyLog runs `signstar audit verify` locally, as root.
+func (e *enclave) verifyLog(t *testing.T, wantRecords int) {
+	t.Helper()
+	out, err := exec.Command(e.bin, "--config", e.config, "audit", "verify").CombinedOutput()
+	if err != nil {
+		t.Fatalf("audit verify: %v\n%s", err, out)
+	}
+	if want := fmt.Sprintf("ok: %d records", wantRecords); !strings.Contains(string(out), want) {
+		t.Fatalf("audit verify said %q, want %q", out, want)
+	}
+}
+
+// verifySig checks sig over data with gpgv and sqv against the enclave's
+// certificate.
+func (e *enclave) verifySig(t *testing.T, data, sig []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	dataPath := filepath.Join(dir, "artifact")
+	sigPath := dataPath + ".sig"
+	os.WriteFile(dataPath, data, 0o600)
+	os.WriteFile(sigPath, sig, 0o600)
+
+	gpg := testenv.NeedTool(t, "gpg", "gnupg")
+	gpgv := testenv.NeedTool(t, "gpgv", "gpgv")
+	keyring := filepath.Join(dir, "keyring.gpg")
+	dearmor := exec.Command(gpg, "--batch", "--homedir", dir, "--dearmor", "--output", keyring, e.pub)
+	if out, err := dearmor.CombinedOutput(); err != nil {
+		t.Fatalf("gpg --dearmor: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(gpgv, "--homedir", dir, "--keyring", keyring, sigPath, dataPath).CombinedOutput(); err != nil {
+		t.Errorf("gpgv rejects the signature: %v\n%s", err, out)
+	}
+	sqv := testenv.NeedTool(t, "sqv", "sqv")
+	if out, err := exec.Command(sqv, "--keyring", e.pub, sigPath, dataPath).CombinedOutput(); err != nil {
+		t.Errorf("sqv rejects the signature: %v\n%s", err, out)
+	}
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(to, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func repoFile(t *testing.T, rel string) string {
+	t.Helper()
+	p, err := sshtest.RepoFile(rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var deployments = []sshtest.Deployment{sshtest.ForceCommand, sshtest.LoginShell}
+
+func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
+
+// writeFile replaces the contents of p, keeping an existing file's owner
+// and mode.
+func writeFile(p string, data []byte) error { return os.WriteFile(p, data, 0o600) }
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// settle waits until every session sshd started since it had logged
+// sessions has its audit record (signstar audits each request, and may
+// finish after the client is gone), and returns the records after before.
+func (e *enclave) settle(t *testing.T, before, sessions int) []audit.Record {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		started := strings.Count(e.Log(), "Starting session:") - sessions
+		recs := e.records(t)
+		if len(recs)-before >= started {
+			if len(recs)-before > started {
+				t.Errorf("%d records for %d sessions", len(recs)-before, started)
+			}
+			return recs[before:]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions started, only %d audit records after 30s", started, len(recs)-before)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
