@@ -6,6 +6,7 @@ import (
 
 	"github.com/signstar/signstar/internal/backend"
 	"github.com/signstar/signstar/internal/backend/keyfile"
+	"github.com/signstar/signstar/internal/backend/piv"
 	"github.com/signstar/signstar/internal/config"
 )
 
@@ -20,7 +21,7 @@ func openBackend(p *config.Profile, t time.Time) (*backend.Key, error) {
 	case config.BackendGPGAgent:
 		return nil, fmt.Errorf("backend gpg-agent is not built into this signstar")
 	case config.BackendPIV:
-		return nil, fmt.Errorf("backend piv is not built into this signstar")
+		return piv.Open(p.Key, p.PIV, t)
 	}
 	return nil, fmt.Errorf("unknown backend %q", p.Backend)
 }

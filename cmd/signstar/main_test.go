@@ -49,21 +49,22 @@ func TestScripts(t *testing.T) {
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"subst":       cmdSubst,
-			"verifysig":   cmdVerifySig,
-			"setenvq":     cmdSetenvQ,
-			"repeat":      cmdRepeat,
-			"pty":         cmdPty,
-			"auditfield":  cmdAuditField,
-			"flipbyte":    cmdFlipByte,
-			"chmod":       cmdChmod,
-			"appendfile":  cmdAppendFile,
-			"auditrecord": cmdAuditRecord,
-			"editline":    cmdEditLine,
-			"dropline":    cmdDropLine,
-			"swaplines":   cmdSwapLines,
-			"truncate":    cmdTruncate,
-			"filemode":    cmdFileMode,
+			"subst":        cmdSubst,
+			"verifysig":    cmdVerifySig,
+			"setenvq":      cmdSetenvQ,
+			"repeat":       cmdRepeat,
+			"pty":          cmdPty,
+			"auditfield":   cmdAuditField,
+			"flipbyte":     cmdFlipByte,
+			"chmod":        cmdChmod,
+			"appendfile":   cmdAppendFile,
+			"auditrecord":  cmdAuditRecord,
+			"editline":     cmdEditLine,
+			"dropline":     cmdDropLine,
+			"swaplines":    cmdSwapLines,
+			"truncate":     cmdTruncate,
+			"filemode":     cmdFileMode,
+			"parallelsign": cmdParallelSign,
 		},
 	})
 }
@@ -382,3 +383,46 @@ func cmdFileMode(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
+// parallelsign N CONFIG CERT: start N signstar processes at once, each
+// signing its own input; all must succeed and verify with gpgv.
+func cmdParallelSign(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: parallelsign N CONFIG CERT")
+	}
+	n, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	path, err := exec.LookPath("signstar")
+	ts.Check(err)
+	type result struct {
+		i   int
+		err error
+		out []byte
+	}
+	results := make(chan result, n)
+	for i := 0; i < n; i++ {
+		data := []byte(fmt.Sprintf("artifact number %d\n", i))
+		ts.Check(os.WriteFile(ts.MkAbs(fmt.Sprintf("in-%d", i)), data, 0o644))
+		go func(i int, data []byte) {
+			cmd := exec.Command(path, "--config", ts.MkAbs(args[1]), "sign")
+			cmd.Env = envList(ts)
+			cmd.Stdin = bytes.NewReader(data)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				err = fmt.Errorf("%v: %s", err, stderr.String())
+			}
+			results <- result{i, err, out}
+		}(i, data)
+	}
+	for k := 0; k < n; k++ {
+		r := <-results
+		if r.err != nil {
+			ts.Fatalf("signer %d: %v", r.i, r.err)
+		}
+		ts.Check(os.WriteFile(ts.MkAbs(fmt.Sprintf("in-%d.sig", r.i)), r.out, 0o644))
+	}
+	for i := 0; i < n; i++ {
+		cmdVerifySig(ts, false, []string{fmt.Sprintf("in-%d.sig", i), fmt.Sprintf("in-%d", i), args[2]})
+	}
+}

@@ -1,35 +1,88 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/config"
+	"github.com/signstar/signstar/internal/sandbox"
 )
 
-// hardenProcess runs first in every mode: no core dumps, not dumpable.
-//
-// Hook for the sandbox owner.
-func hardenProcess() {}
+// sandboxSimulate names sandbox parts ("landlock", "seccomp", comma-separated)
+// to treat as missing from the kernel. Only tests set it, at build time
+// (go build -ldflags "-X main.sandboxSimulate=landlock"); nothing a user or
+// client sends can reach it.
+var sandboxSimulate string
+
+func simulatedParts() sandbox.Parts {
+	var p sandbox.Parts
+	for _, w := range strings.Split(sandboxSimulate, ",") {
+		switch w {
+		case "landlock":
+			p |= sandbox.Landlock
+		case "seccomp":
+			p |= sandbox.Seccomp
+		}
+	}
+	return p
+}
+
+// hardenProcess runs first in every mode: no core dumps, not dumpable. If it
+// cannot, signstar stops: a key could end up in a core file.
+func hardenProcess() {
+	if err := sandbox.Harden(); err != nil {
+		fmt.Fprintf(os.Stderr, "signstar: %s\n", oneLine(err.Error()))
+		os.Exit(exitFailed)
+	}
+}
 
 // lockdown applies the sandbox after the config, audit log and backend are
 // open and before stdin is read. It returns the audit record's sandbox field
 // ("landlock=7,seccomp,nnp") and an error when cfg.Sandbox.Mode is enforce
 // and any part could not be applied.
 //
-// Hook for the sandbox owner.
+// The audit log's descriptor is kept, and so are the sockets signstar itself
+// connected (gpg-agent, pcscd): the backends do not hand out theirs. Every
+// other descriptor is closed.
 func lockdown(cfg *config.Config, log *audit.Log) (string, error) {
-	if cfg.Sandbox.Mode == config.SandboxEnforce {
-		return "none", errSandboxMissing
+	r, err := sandbox.Lockdown(sandbox.Options{
+		Mode:           cfg.Sandbox.Mode,
+		KeepFDs:        []int{int(log.Fd())},
+		KeepOwnSockets: true,
+		Simulate:       simulatedParts(),
+	})
+	if err != nil {
+		var se *sandbox.Error
+		if errors.As(err, &se) && se.Mode == config.SandboxEnforce {
+			return r.String(), fmt.Errorf("%v: not signing; run 'signstar sandbox check', or set [sandbox] mode = \"best-effort\" in %s to sign without it", err, cfg.Path)
+		}
+		return r.String(), err
 	}
-	return "none", nil
+	return r.String(), nil
 }
 
-var errSandboxMissing = sandboxError("sandbox mode enforce: this signstar has no sandbox; set [sandbox] mode = \"best-effort\" to sign without one")
-
-type sandboxError string
-
-func (e sandboxError) Error() string { return string(e) }
-
-// sandboxCmd is `signstar sandbox check`.
+// sandboxCmd is `signstar sandbox check`: what this kernel offers, and
+// whether the configured mode can be met (exit 0) or not (exit 1, the report
+// on stderr since stdout stays empty on failure).
 func (r *run) sandboxCmd(args []string) int {
-	return r.fail(exitFailed, "sandbox check: no sandbox in this signstar")
+	if len(args) != 1 || args[0] != "check" {
+		return r.fail(exitRefused, "usage: signstar [--config P] sandbox check")
+	}
+	cfg, err := config.Load(r.inv.configPath)
+	if err != nil {
+		return r.fail(exitFailed, err.Error())
+	}
+	c := sandbox.CheckSimulating(simulatedParts())
+	mode := cfg.Sandbox.Mode
+	report := c.String() + "mode: " + mode + " (" + cfg.Path + ")\n"
+	if c.CanMeet(mode) {
+		return r.output([]byte(report))
+	}
+	for _, l := range strings.Split(strings.TrimSpace(report), "\n") {
+		fmt.Fprintf(r.stderr, "signstar: %s\n", l)
+	}
+	return r.fail(exitFailed, fmt.Sprintf("sandbox mode %q cannot be met on this kernel: signing will be refused; fix the kernel or set [sandbox] mode = \"best-effort\"", mode))
 }
