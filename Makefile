@@ -1,0 +1,60 @@
+# signstar. `make demo` and `make test` work on a fresh Debian machine: they
+# install the Debian packages they need (as root, after apt-get update).
+
+GO          ?= go
+BIN         := bin/signstar
+VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -X main.Version=$(VERSION)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Build: cgo against libseccomp and libpcsclite.
+BUILD_DEBS  := gcc pkg-config libseccomp-dev libpcsclite-dev
+# Real peers the tests and the demo talk to.
+PEER_DEBS   := gnupg gpg-agent gpgv sqv sq pacman-package-manager makepkg libarchive-tools zstd \
+               openssh-server openssh-client pcscd vsmartcard-vpcd xorriso util-linux e2fsprogs \
+               passwd procps
+BENCH_DEBS  := time hyperfine
+
+.PHONY: all build deps bench-deps test lint unit demo bench fuzz clean
+
+all: build
+
+build: $(BIN)
+
+$(BIN): FORCE
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/signstar
+FORCE:
+
+# deps installs whatever Debian packages are missing, and only then runs
+# apt-get update once.
+deps:
+	@scripts/debs.sh $(BUILD_DEBS) $(PEER_DEBS)
+
+bench-deps:
+	@scripts/debs.sh $(BUILD_DEBS) $(PEER_DEBS) $(BENCH_DEBS)
+
+# test: formatting, vet, staticcheck, then every test with the race detector.
+# Real peers are started by the tests themselves; with CI=true a missing peer
+# fails the run instead of skipping.
+test: deps lint unit
+
+lint:
+	@bad=$$(gofmt -l cmd internal test 2>/dev/null); if [ -n "$$bad" ]; then echo "gofmt: not formatted: $$bad"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -timeout 12m ./...
+
+demo: deps build
+	@scripts/demo.sh
+
+bench: bench-deps build
+	@scripts/bench.sh
+
+# A short run of every fuzz target (each also runs its seed corpus in `make test`).
+fuzz:
+	@scripts/fuzz.sh 30s
+
+clean:
+	rm -rf bin
