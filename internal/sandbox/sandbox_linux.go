@@ -32,6 +32,9 @@ func Harden() error {
 // changes nothing in the process.
 func Check() CheckReport { return probe(0) }
 
+// CheckSimulating is Check on a kernel without the given parts, for tests.
+func CheckSimulating(missing Parts) CheckReport { return probe(missing) }
+
 func probe(simulate Parts) CheckReport {
 	var c CheckReport
 	if simulate&Landlock == 0 {

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+
+	"github.com/signstar/signstar/internal/audit"
+	"github.com/signstar/signstar/internal/testenv"
+)
+
+// buildSignstar builds the real binary; ldflags may set test-only variables.
+func buildSignstar(t *testing.T, dir, ldflags string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "signstar")
+	cmd := exec.Command("go", "build", "-o", bin, "-ldflags", ldflags, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// sandboxSetup writes a key file profile with the given sandbox mode and the
+// gpgv keyring for it.
+func sandboxSetup(t *testing.T, dir, mode string) (cfg, keyring, logPath string) {
+	t.Helper()
+	key, err := os.ReadFile(filepath.Join(keysDir, "ed25519.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(dir, "ed25519.key")
+	if err := os.WriteFile(keyPath, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := os.ReadFile(filepath.Join(keysDir, "ed25519.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := armor.Decode(bytes.NewReader(pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := io.ReadAll(block.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring = filepath.Join(dir, "pub.gpg")
+	if err := os.WriteFile(keyring, bin, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath = filepath.Join(dir, "audit.jsonl")
+	cfg = filepath.Join(dir, "config-"+mode+".toml")
+	text := fmt.Sprintf("[audit]\npath = %q\n\n[sandbox]\nmode = %q\n\n[[profile]]\nname = \"repo\"\nbackend = \"keyfile\"\nkey = %q\nusers = [%q]\n",
+		logPath, mode, keyPath, currentUser())
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, keyring, logPath
+}
+
+func lastAuditRecord(t *testing.T, logPath string) audit.Record {
+	t.Helper()
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	var rec audit.Record
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func procStatus(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok {
+			out[k] = strings.TrimSpace(v)
+		}
+	}
+	return out
+}
+
+// TestSandboxE2E runs the real signstar signing from a pipe held open, and
+// while it waits on stdin reads /proc/PID/status (and every thread's): the
+// sandbox is in force before a byte of the artifact is read. Then the
+// signature verifies with gpgv and the audit record names the sandbox.
+func TestSandboxE2E(t *testing.T) {
+	gpgv := testenv.NeedTool(t, "gpgv", "gpgv")
+	dir := t.TempDir()
+	bin := buildSignstar(t, dir, "")
+	cfg, keyring, logPath := sandboxSetup(t, dir, "enforce")
+
+	cmd := exec.Command(bin, "--config", cfg, "sign")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := false
+	t.Cleanup(func() {
+		if !exited {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	artifact := bytes.Repeat([]byte("signstar sandbox e2e\n"), 4096)
+	if _, err := stdin.Write(artifact[:100]); err != nil {
+		t.Fatal(err)
+	}
+
+	// Wait for the lock-down: the filter is loaded before stdin is read.
+	pid := strconv.Itoa(cmd.Process.Pid)
+	deadline := time.Now().Add(20 * time.Second)
+	var st map[string]string
+	for {
+		st = procStatus(t, "/proc/"+pid+"/status")
+		if st["Seccomp"] == "2" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st["NoNewPrivs"] != "1" || st["Seccomp"] != "2" {
+		t.Fatalf("signstar waiting on stdin: NoNewPrivs %q Seccomp %q; want 1 and 2 (stderr: %s)", st["NoNewPrivs"], st["Seccomp"], stderr.String())
+	}
+	if n, _ := strconv.Atoi(st["Seccomp_filters"]); n < 1 {
+		t.Errorf("Seccomp_filters %q, want at least 1", st["Seccomp_filters"])
+	}
+	tasks, err := os.ReadDir("/proc/" + pid + "/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		ts := procStatus(t, "/proc/"+pid+"/task/"+task.Name()+"/status")
+		if ts["NoNewPrivs"] != "1" || ts["Seccomp"] != "2" {
+			t.Errorf("thread %s: NoNewPrivs %q Seccomp %q", task.Name(), ts["NoNewPrivs"], ts["Seccomp"])
+		}
+	}
+	t.Logf("pid %s, %d threads: NoNewPrivs %s, Seccomp %s, Seccomp_filters %s", pid, len(tasks), st["NoNewPrivs"], st["Seccomp"], st["Seccomp_filters"])
+
+	if _, err := stdin.Write(artifact[100:]); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Close()
+	err = cmd.Wait()
+	exited = true
+	if err != nil {
+		t.Fatalf("signstar sign: %v\n%s", err, stderr.String())
+	}
+
+	data := filepath.Join(dir, "artifact")
+	sig := filepath.Join(dir, "artifact.sig")
+	os.WriteFile(data, artifact, 0o644)
+	os.WriteFile(sig, stdout.Bytes(), 0o644)
+	if out, err := exec.Command(gpgv, "--keyring", keyring, sig, data).CombinedOutput(); err != nil {
+		t.Fatalf("gpgv rejects the signature made in the sandbox: %v\n%s", err, out)
+	}
+	rec := lastAuditRecord(t, logPath)
+	if rec.Outcome != audit.Signed || !strings.HasPrefix(rec.Sandbox, "landlock=") || strings.Contains(rec.Sandbox, "none") || !strings.HasSuffix(rec.Sandbox, ",seccomp,nnp") {
+		t.Errorf("audit record: outcome %q sandbox %q", rec.Outcome, rec.Sandbox)
+	}
+}
+
+// TestSandboxE2EWithoutLandlock: a signstar built to see a kernel without
+// Landlock refuses in enforce mode (exit 1, nothing on stdout, a failed
+// record), signs in best-effort mode and says in the record what was
+// missing; `sandbox check` fails for enforce.
+func TestSandboxE2EWithoutLandlock(t *testing.T) {
+	gpgv := testenv.NeedTool(t, "gpgv", "gpgv")
+	dir := t.TempDir()
+	bin := buildSignstar(t, dir, "-X main.sandboxSimulate=landlock")
+	artifact := []byte("signstar without landlock\n")
+	data := filepath.Join(dir, "artifact")
+	os.WriteFile(data, artifact, 0o644)
+
+	run := func(args ...string) (string, string, int) {
+		cmd := exec.Command(bin, args...)
+		cmd.Stdin = bytes.NewReader(artifact)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return stdout.String(), stderr.String(), code
+	}
+
+	cfg, _, logPath := sandboxSetup(t, dir, "enforce")
+	stdout, stderr, code := run("--config", cfg, "sign")
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "landlock") {
+		t.Errorf("enforce without landlock: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	rec := lastAuditRecord(t, logPath)
+	if rec.Outcome != audit.Failed || !strings.Contains(rec.Reason, "landlock") || rec.Sandbox != "landlock=none,seccomp=none,nnp=none,fds=none" {
+		t.Errorf("enforce refusal record: %+v", rec)
+	}
+	stdout, stderr, code = run("--config", cfg, "sandbox", "check")
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "landlock: none") {
+		t.Errorf("sandbox check, enforce: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
+	cfg, keyring, _ := sandboxSetup(t, dir, "best-effort")
+	stdout, stderr, code = run("--config", cfg, "sign")
+	if code != 0 {
+		t.Fatalf("best-effort without landlock: exit %d: %s", code, stderr)
+	}
+	sig := filepath.Join(dir, "artifact.sig")
+	os.WriteFile(sig, []byte(stdout), 0o644)
+	if out, err := exec.Command(gpgv, "--keyring", keyring, sig, data).CombinedOutput(); err != nil {
+		t.Fatalf("gpgv: %v\n%s", err, out)
+	}
+	rec = lastAuditRecord(t, logPath)
+	if rec.Outcome != audit.Signed || rec.Sandbox != "landlock=none,seccomp,nnp" {
+		t.Errorf("best-effort record: outcome %q sandbox %q", rec.Outcome, rec.Sandbox)
+	}
+	stdout, _, code = run("--config", cfg, "sandbox", "check")
+	if code != 0 || !strings.Contains(stdout, "mode: best-effort") {
+		t.Errorf("sandbox check, best-effort: exit %d, stdout %q", code, stdout)
+	}
+}
