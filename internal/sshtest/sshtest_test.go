@@ -66,3 +66,18 @@ func TestCloseRemovesEverything(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestClientEnvironment: the drop-in's AcceptEnv replaces Debian's global
+// "AcceptEnv LANG LC_*", so nothing the client sends reaches the session.
+func TestClientEnvironment(t *testing.T) {
+	s := New(t, Config{Program: "/bin/sh", Args: probe})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := s.Run(ctx, nil, "client", []string{"-o", "SetEnv=LC_ALL=C.evil LANG=evil SSH_USER_AUTH=/tmp/evil BASH_ENV=/tmp/evil"})
+	if err != nil || r.ExitCode != 0 {
+		t.Fatalf("ssh: %v, exit %d, stderr %q", err, r.ExitCode, r.Stderr)
+	}
+	if strings.Contains(string(r.Stdout), "evil") {
+		t.Errorf("the client's environment reached the session:\n%s", r.Stdout)
+	}
+}
