@@ -60,7 +60,7 @@ func TestMain(m *testing.M) {
 type enclave struct {
 	*sshtest.Server
 	dir, bin, config, log, pub string
-	appendOnly               bool
+	appendOnly                 bool
 }
 
 type enclaveOptions struct {

@@ -4,17 +4,12 @@ import (
 	"context"
 	"io"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/signstar/signstar/internal/audit"
-	"github.com/signstar/signstar/internal/testenv"
 )
 
 // target is a TCP service the forwards try to reach; it counts the
@@ -153,61 +148,3 @@ func TestForwardingRefused(t *testing.T) {
 		})
 	}
 }
-
-// TestAgentForwardingRefused: with -A, sshd makes no agent socket for the
-// session, and the signature is made as usual.
-func TestAgentForwardingRefused(t *testing.T) {
-	agent := testenv.NeedTool(t, "ssh-agent", "openssh-client")
-	for _, d := range deployments {
-		t.Run(d.String(), func(t *testing.T) {
-			e := newEnclave(t, enclaveOptions{deployment: d})
-			sock := filepath.Join(t.TempDir(), "agent.sock")
-			ctx, cancel := context.WithCancel(context.Background())
-			ag := exec.CommandContext(ctx, agent, "-D", "-a", sock)
-			if err := ag.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cancel(); ag.Wait() })
-			for i := 0; i < 100 && !exists(sock); i++ {
-				time.Sleep(20 * time.Millisecond)
-			}
-
-			sessions := strings.Count(e.Log(), "Starting session:")
-			before := len(e.records(t))
-			sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
-			defer scancel()
-			cmd := e.Command(sctx, "client", []string{"-A", "-o", "ForwardAgent=" + sock}, "sign")
-			stdin, _ := cmd.StdinPipe()
-			var out strings.Builder
-			cmd.Stdout = &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			// While signstar waits for the artifact, look for the socket
-			// sshd would make: /tmp/ssh-XXXXXXXXXX/agent.PID.
-			deadline := time.Now().Add(10 * time.Second)
-			for strings.Count(e.Log(), "Starting session:") == sessions && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
-			time.Sleep(200 * time.Millisecond)
-			socks, _ := filepath.Glob("/tmp/ssh-*/agent.*")
-			for _, s := range socks {
-				if fi, err := os.Stat(s); err == nil && fi.ModTime().After(time.Now().Add(-time.Minute)) {
-					t.Errorf("agent socket %s exists during the session", s)
-				}
-			}
-			data := []byte("artifact\n")
-			stdin.Write(data)
-			stdin.Close()
-			if err := cmd.Wait(); err != nil {
-				t.Fatalf("ssh -A sign: %v", err)
-			}
-			e.verifySig(t, data, []byte(out.String()))
-			recs := e.settle(t, before, sessions)
-			if len(recs) != 1 || recs[0].Outcome != audit.Signed {
-				t.Errorf("records: %+v", recs)
-			}
-		})
-	}
-}
-
