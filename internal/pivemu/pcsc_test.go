@@ -1,13 +1,21 @@
 package pivemu
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/go-piv/piv-go/v2/piv"
 )
@@ -17,6 +25,11 @@ import (
 // library.
 func TestPIVGo(t *testing.T) {
 	card := NewCard(Options{})
+	var trace [][]byte
+	card.Trace(func(b []byte) { trace = append(trace, b) })
+	if os.Getenv("PIVEMU_WRITE_CORPUS") != "" {
+		defer func() { writeCorpus(t, trace) }()
+	}
 	_, reader := Start(t, card)
 	yk, err := piv.Open(reader)
 	if err != nil {
@@ -71,6 +84,44 @@ func TestPIVGo(t *testing.T) {
 			}
 		})
 	}
+	// IMPORT an RSA key (chained APDUs), store and read back an X.509
+	// certificate for it (PUT DATA chained, GET DATA answered in pieces).
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yk.SetPrivateKeyInsecure(piv.DefaultManagementKey, piv.SlotCardAuthentication, rk, piv.Key{PINPolicy: piv.PINPolicyNever, TouchPolicy: piv.TouchPolicyNever}); err != nil {
+		t.Fatal(err)
+	}
+	if pub, ok := card.PublicKey(0x9e).(*rsa.PublicKey); !ok || !pub.Equal(&rk.PublicKey) {
+		t.Fatal("imported key differs")
+	}
+	priv, err := yk.PrivateKey(piv.SlotCardAuthentication, &rk.PublicKey, piv.KeyAuth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pivemu"}, NotBefore: time.Unix(1e9, 0), NotAfter: time.Unix(2e9, 0)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &rk.PublicKey, priv)
+	if err != nil {
+		t.Fatalf("self-signing on the card: %v", err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	if err := yk.SetCertificate(piv.DefaultManagementKey, piv.SlotCardAuthentication, cert); err != nil {
+		t.Fatal(err)
+	}
+	got, err := yk.Certificate(piv.SlotCardAuthentication)
+	if err != nil || !bytes.Equal(got.Raw, der) {
+		t.Fatalf("certificate read back: %v", err)
+	}
+	if err := got.CheckSignature(got.SignatureAlgorithm, got.RawTBSCertificate, got.Signature); err != nil {
+		t.Fatal(err)
+	}
+	// A wrong management key is refused.
+	bad := bytes.Repeat([]byte{9}, 24)
+	if _, err := yk.GenerateKey(bad, piv.SlotSignature, piv.Key{Algorithm: piv.AlgorithmEC256, PINPolicy: piv.PINPolicyOnce, TouchPolicy: piv.TouchPolicyNever}); err == nil {
+		t.Fatal("generated with a wrong management key")
+	}
+
 	// A wrong PIN costs one attempt and says how many are left.
 	err = yk.VerifyPIN("654321")
 	var ae piv.AuthErr
@@ -79,5 +130,55 @@ func TestPIVGo(t *testing.T) {
 	}
 	if n, err := yk.Retries(); err != nil || n != 2 || card.PINRetries() != 2 {
 		t.Fatalf("retries %d, %v; card says %d", n, err, card.PINRetries())
+	}
+}
+
+// writeCorpus stores the APDUs piv-go sent, and the TLV data inside them, as
+// seeds for FuzzAPDU and FuzzTLV.
+func writeCorpus(t *testing.T, trace [][]byte) {
+	seen := map[string]bool{}
+	write := func(fuzz string, b []byte) {
+		if seen[fuzz+string(b)] {
+			return
+		}
+		seen[fuzz+string(b)] = true
+		dir := filepath.Join("testdata", "fuzz", fuzz)
+		os.MkdirAll(dir, 0o755)
+		name := fmt.Sprintf("piv-go-%03d", len(seen))
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, b := range trace {
+		write("FuzzAPDU", b)
+		if c, err := ParseCommand(b); err == nil && len(c.Data) > 0 {
+			if _, err := ParseTLVs(c.Data); err == nil && !bytes.Equal(c.Data[:1], []byte{0xa0}) {
+				write("FuzzTLV", c.Data)
+			}
+		}
+	}
+	t.Logf("wrote %d seeds", len(seen))
+}
+
+// TestAESManagementKey: on firmware 5.3+ piv-go reads the management key's
+// algorithm from the metadata and authenticates with AES.
+func TestAESManagementKey(t *testing.T) {
+	key := bytes.Repeat([]byte{0x42}, 24)
+	card := NewCard(Options{ManagementAlg: AlgAES192, ManagementKey: key, Version: [3]byte{5, 7, 1}})
+	_, reader := Start(t, card)
+	yk, err := piv.Open(reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer yk.Close()
+	opts := piv.Key{Algorithm: piv.AlgorithmEC256, PINPolicy: piv.PINPolicyOnce, TouchPolicy: piv.TouchPolicyNever}
+	if _, err := yk.GenerateKey(piv.DefaultManagementKey, piv.SlotSignature, opts); err == nil {
+		t.Fatal("the default key authenticated against an AES card key")
+	}
+	if _, err := yk.GenerateKey(key, piv.SlotSignature, opts); err != nil {
+		t.Fatal(err)
+	}
+	if card.PublicKey(0x9c) == nil {
+		t.Fatal("no key generated")
 	}
 }
