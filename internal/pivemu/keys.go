@@ -107,12 +107,10 @@ func importKey(alg byte, tlvs []TLV) (*slotKey, error) {
 	if !ok || len(b) != size {
 		return nil, errors.New("missing or short ECC private key")
 	}
-	d := new(big.Int).SetBytes(b)
-	if d.Sign() == 0 || d.Cmp(c.Params().N) >= 0 {
-		return nil, errors.New("ECC private key out of range")
+	k, err := ecdsa.ParseRawPrivateKey(c, b)
+	if err != nil {
+		return nil, err
 	}
-	x, y := c.ScalarBaseMult(b)
-	k := &ecdsa.PrivateKey{PublicKey: ecdsa.PublicKey{Curve: c, X: x, Y: y}, D: d}
 	return &slotKey{alg: alg, signer: k}, nil
 }
 
@@ -124,11 +122,10 @@ func (k *slotKey) publicTLVs() []byte {
 		out := AppendTLV(nil, 0x81, pub.N.Bytes())
 		return AppendTLV(out, 0x82, big.NewInt(int64(pub.E)).Bytes())
 	case *ecdsa.PublicKey:
-		size := (pub.Curve.Params().BitSize + 7) / 8
-		pt := make([]byte, 1+2*size)
-		pt[0] = 4
-		pub.X.FillBytes(pt[1 : 1+size])
-		pub.Y.FillBytes(pt[1+size:])
+		pt, err := pub.Bytes()
+		if err != nil {
+			return nil
+		}
 		return AppendTLV(nil, 0x86, pt)
 	}
 	return nil

@@ -47,11 +47,10 @@ func keyBody(pub crypto.PublicKey, created time.Time) ([]byte, error) {
 		b.WriteByte(byte(packet.PubKeyAlgoECDSA))
 		b.WriteByte(byte(len(oid)))
 		b.Write(oid)
-		size := (k.Curve.Params().BitSize + 7) / 8
-		pt := make([]byte, 1+2*size)
-		pt[0] = 4
-		k.X.FillBytes(pt[1 : 1+size])
-		k.Y.FillBytes(pt[1+size:])
+		pt, err := k.Bytes()
+		if err != nil {
+			return nil, fmt.Errorf("the card's ECDSA key is invalid: %v", err)
+		}
 		writeMPI(&b, pt)
 	default:
 		return nil, fmt.Errorf("the card holds a %T key: signstar signs with RSA or ECDSA P-256/P-384 on PIV", pub)
