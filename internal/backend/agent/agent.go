@@ -1,0 +1,307 @@
+// Package agent signs with keys held by a running gpg-agent, spoken to over
+// its Assuan socket by a small client of our own (no gpgme, no gpg process).
+//
+// The certificate comes from a file; its signing keys are mapped to keygrips
+// and the first one the agent holds (primary first, then signing subkeys)
+// signs. The connection is made in Open, so Sign needs no new file or socket
+// once the sandbox is locked down.
+//
+// A socket path may also be GnuPG's socket redirection file
+// ("%Assuan%\nsocket=PATH"); it is followed once, and only to an absolute
+// PATH without variables.
+package agent
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/asn1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"strings"
+	"sync"
+	"time"
+
+	pgpecdsa "github.com/ProtonMail/go-crypto/openpgp/ecdsa"
+	"github.com/ProtonMail/go-crypto/openpgp/eddsa"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/signstar/signstar/internal/backend"
+	"github.com/signstar/signstar/internal/backend/keyfile"
+)
+
+// ErrKeyNotInAgent means the agent no longer holds the key it had when the
+// connection was opened (deleted, or the agent was replaced).
+var ErrKeyNotInAgent = errors.New("gpg-agent does not hold the secret key")
+
+// ErrBadPassphrase means the agent rejected the passphrase from
+// passphrase_file.
+var ErrBadPassphrase = errors.New("gpg-agent rejected the passphrase")
+
+// ErrNeedPassphrase means the agent asked for a passphrase and the profile
+// has no passphrase_file.
+var ErrNeedPassphrase = errors.New("the key in gpg-agent is passphrase-protected and the profile has no passphrase_file")
+
+// NoKeyError means none of the certificate's signing keys is in the agent.
+type NoKeyError struct {
+	Fingerprint string   // the certificate's primary fingerprint
+	Keygrips    []string // the keygrips asked for, in order
+}
+
+func (e *NoKeyError) Error() string {
+	return fmt.Sprintf("gpg-agent holds none of the signing keys of certificate %s (keygrips %s): import the secret key into the agent",
+		e.Fingerprint, strings.Join(e.Keygrips, ", "))
+}
+
+// Open reads the public certificate at certPath, connects to the gpg-agent
+// at socket and returns the first signing key (primary first, then signing
+// subkeys) that the agent holds. If passphraseFile is not empty, its first
+// line answers the agent's passphrase inquiries (loopback pinentry); it is
+// read now and kept in memory until Close.
+func Open(certPath, socket, passphraseFile string, now time.Time) (*backend.Key, error) {
+	data, err := backend.ReadFile(certPath)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := backend.ParseEntity(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", certPath, err)
+	}
+	keys, err := backend.SigningKeys(cert, now)
+	if err != nil {
+		return nil, err
+	}
+	grips := make([]Keygrip, len(keys))
+	for i, k := range keys {
+		if grips[i], err = KeygripOf(k); err != nil {
+			return nil, fmt.Errorf("key %s: %v", backend.Fingerprint(k), err)
+		}
+	}
+	var pass []byte
+	if passphraseFile != "" {
+		if pass, err = keyfile.ReadPassphrase(passphraseFile); err != nil {
+			return nil, err
+		}
+	}
+	s, err := connect(socket, pass)
+	if err != nil {
+		clear(pass)
+		return nil, err
+	}
+	for i, g := range grips {
+		_, err := s.c.transact("HAVEKEY "+g.String(), nil)
+		if err == nil {
+			s.pub, s.grip = keys[i], g
+			pub, err := stdPublic(keys[i])
+			if err != nil {
+				s.Close()
+				return nil, err
+			}
+			s.public = pub
+			return &backend.Key{Cert: cert, Public: keys[i], Signer: s, Closer: s}, nil
+		}
+		if !errors.Is(err, ErrKeyNotInAgent) {
+			s.Close()
+			return nil, err
+		}
+	}
+	s.Close()
+	ne := &NoKeyError{Fingerprint: backend.Fingerprint(cert.PrimaryKey)}
+	for _, g := range grips {
+		ne.Keygrips = append(ne.Keygrips, g.String())
+	}
+	return nil, ne
+}
+
+// connect dials the agent and sets the session options.
+func connect(socket string, pass []byte) (*Signer, error) {
+	c, err := dial(socket, DefaultTimeout)
+	if err != nil {
+		return nil, err
+	}
+	s := &Signer{c: c, pass: pass}
+	// Loopback: the agent asks us (INQUIRE PASSPHRASE) rather than popping
+	// a pinentry on some display nobody watches. An agent that refuses it
+	// can still sign with unprotected keys, so only a configured passphrase
+	// makes the refusal fatal.
+	if _, err := c.transact("OPTION pinentry-mode=loopback", nil); err != nil {
+		var ae *AgentError
+		if !errors.As(err, &ae) || pass != nil {
+			c.Close()
+			return nil, fmt.Errorf("%w (a passphrase_file needs allow-loopback-pinentry in gpg-agent.conf)", err)
+		}
+	}
+	return s, nil
+}
+
+// Signer is a crypto.Signer whose key is in gpg-agent. It follows the
+// conventions of backend.Key. Calls are serialised on the one connection.
+type Signer struct {
+	mu     sync.Mutex
+	c      *conn
+	pass   []byte
+	pub    *packet.PublicKey
+	public crypto.PublicKey
+	grip   Keygrip
+	closed bool
+}
+
+// Public returns the standard-library form of the signing key.
+func (s *Signer) Public() crypto.PublicKey { return s.public }
+
+// Keygrip is the keygrip of the key that signs.
+func (s *Signer) Keygrip() Keygrip { return s.grip }
+
+// Close ends the session and forgets the passphrase.
+func (s *Signer) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	clear(s.pass)
+	return s.c.Close()
+}
+
+// gcrypt's hash algorithm numbers for SETHASH; they equal OpenPGP's.
+var gcryHash = map[crypto.Hash]int{crypto.SHA256: 8, crypto.SHA384: 9, crypto.SHA512: 10}
+
+// Sign asks the agent to sign digest: SIGKEY, SETHASH, PKSIGN. For EdDSA
+// (opts.HashFunc() == 0) the digest is the message; the hash named in
+// SETHASH is the one its length implies, as gpg sends the signature's hash
+// algorithm with the digest.
+func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("gpg-agent session is closed")
+	}
+	h := opts.HashFunc()
+	if h == 0 {
+		if s.pub.PubKeyAlgo != packet.PubKeyAlgoEdDSA {
+			return nil, errors.New("gpg-agent: a hash function is required for RSA and ECDSA")
+		}
+		switch len(digest) {
+		case 32:
+			h = crypto.SHA256
+		case 48:
+			h = crypto.SHA384
+		case 64:
+			h = crypto.SHA512
+		}
+	}
+	algo, ok := gcryHash[h]
+	if !ok || len(digest) != h.Size() {
+		return nil, fmt.Errorf("gpg-agent: cannot sign a %d-byte digest as %v", len(digest), h)
+	}
+	if _, err := s.c.transact("SIGKEY "+s.grip.String(), nil); err != nil {
+		return nil, err
+	}
+	if _, err := s.c.transact(fmt.Sprintf("SETHASH %d %s", algo, strings.ToUpper(hex.EncodeToString(digest))), nil); err != nil {
+		return nil, err
+	}
+	asked := 0
+	reply, err := s.c.transact("PKSIGN", func(keyword, _ string) ([]byte, bool) {
+		switch keyword {
+		case "PASSPHRASE":
+			asked++
+			// A second inquiry means the first answer was wrong; the
+			// same answer again cannot be right.
+			if s.pass == nil || asked > 1 {
+				return nil, false
+			}
+			return append([]byte(nil), s.pass...), true
+		case "PINENTRY_LAUNCHED":
+			// Only informational: an empty answer lets the agent go on.
+			return nil, true
+		}
+		return nil, false
+	})
+	if err != nil {
+		return nil, s.signError(err, asked)
+	}
+	sv, err := parseSigVal(reply)
+	if err != nil {
+		return nil, fmt.Errorf("%w: PKSIGN: %v", ErrProtocol, err)
+	}
+	return s.convert(sv)
+}
+
+// signError explains a failed PKSIGN in terms of the passphrase exchange.
+func (s *Signer) signError(err error, asked int) error {
+	var ae *AgentError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	switch ae.Code & 0xffff {
+	case codeCanceled, codeFullyCanceled, codeNoPinentry:
+		if asked > 0 && s.pass == nil {
+			return ErrNeedPassphrase
+		}
+		if asked > 1 {
+			return fmt.Errorf("%w: %v", ErrBadPassphrase, err)
+		}
+	}
+	return err
+}
+
+// convert turns the agent's sig-val into the backend.Key conventions.
+func (s *Signer) convert(sv *sigVal) ([]byte, error) {
+	switch pub := s.public.(type) {
+	case *rsa.PublicKey:
+		if sv.algo != "rsa" {
+			return nil, fmt.Errorf("%w: %s signature for an RSA key", ErrProtocol, sv.algo)
+		}
+		sig, err := leftPad(sv.s, pub.Size())
+		if err != nil {
+			return nil, fmt.Errorf("%w: RSA signature: %v", ErrProtocol, err)
+		}
+		return sig, nil
+	case *ecdsa.PublicKey:
+		if sv.algo != "ecdsa" {
+			return nil, fmt.Errorf("%w: %s signature for an ECDSA key", ErrProtocol, sv.algo)
+		}
+		return asn1.Marshal(struct{ R, S *big.Int }{mpi(sv.r), mpi(sv.s)})
+	case ed25519.PublicKey:
+		if sv.algo != "eddsa" {
+			return nil, fmt.Errorf("%w: %s signature for an Ed25519 key", ErrProtocol, sv.algo)
+		}
+		r, err := leftPad(sv.r, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%w: Ed25519 R: %v", ErrProtocol, err)
+		}
+		ss, err := leftPad(sv.s, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%w: Ed25519 S: %v", ErrProtocol, err)
+		}
+		return append(r, ss...), nil
+	}
+	return nil, fmt.Errorf("unsupported key type %T", s.public)
+}
+
+// stdPublic converts go-crypto's public key to the standard library's.
+func stdPublic(pk *packet.PublicKey) (crypto.PublicKey, error) {
+	switch k := pk.PublicKey.(type) {
+	case *rsa.PublicKey:
+		return k, nil
+	case *pgpecdsa.PublicKey:
+		c, _ := pk.Curve()
+		switch c {
+		case packet.CurveNistP256:
+			return &ecdsa.PublicKey{Curve: elliptic.P256(), X: k.X, Y: k.Y}, nil
+		case packet.CurveNistP384:
+			return &ecdsa.PublicKey{Curve: elliptic.P384(), X: k.X, Y: k.Y}, nil
+		}
+	case *eddsa.PublicKey:
+		if len(k.X) == ed25519.PublicKeySize {
+			return ed25519.PublicKey(k.X), nil
+		}
+	}
+	return nil, fmt.Errorf("key %s: unsupported public key", backend.Fingerprint(pk))
+}
