@@ -47,6 +47,18 @@ var ErrBadPassphrase = errors.New("gpg-agent rejected the passphrase")
 // has no passphrase_file.
 var ErrNeedPassphrase = errors.New("the key in gpg-agent is passphrase-protected and the profile has no passphrase_file")
 
+// HashTooShortError means the profile's hash is shorter than the ECDSA
+// curve, which gpg-agent refuses to sign (a P-384 key needs sha512).
+type HashTooShortError struct {
+	Hash crypto.Hash
+	Bits int // the curve size
+}
+
+func (e *HashTooShortError) Error() string {
+	return fmt.Sprintf("gpg-agent does not sign a %d-bit %v digest with a %d-bit ECDSA key: set hash = \"sha512\" in the profile",
+		e.Hash.Size()*8, e.Hash, e.Bits)
+}
+
 // NoKeyError means none of the certificate's signing keys is in the agent.
 type NoKeyError struct {
 	Fingerprint string   // the certificate's primary fingerprint
@@ -200,6 +212,11 @@ func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 	if !ok || len(digest) != h.Size() {
 		return nil, fmt.Errorf("gpg-agent: cannot sign a %d-byte digest as %v", len(digest), h)
 	}
+	// gpg-agent refuses (GPG_ERR_INV_LENGTH) an ECDSA digest shorter than
+	// the curve order; say so before asking.
+	if pub, ok := s.public.(*ecdsa.PublicKey); ok && len(digest)*8 < pub.Curve.Params().BitSize {
+		return nil, &HashTooShortError{Hash: h, Bits: pub.Curve.Params().BitSize}
+	}
 	if _, err := s.c.transact("SIGKEY "+s.grip.String(), nil); err != nil {
 		return nil, err
 	}
@@ -240,7 +257,7 @@ func (s *Signer) signError(err error, asked int) error {
 		return err
 	}
 	switch ae.Code & 0xffff {
-	case codeCanceled, codeFullyCanceled, codeNoPinentry:
+	case codeCanceled, codeFullyCanceled, codeNoPinentry, codeAssCanceled:
 		if asked > 0 && s.pass == nil {
 			return ErrNeedPassphrase
 		}

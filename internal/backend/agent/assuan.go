@@ -37,6 +37,8 @@ const (
 	codeCanceled      = 99
 	codeNoPinentry    = 85
 	codeFullyCanceled = 198
+	codeInvLength     = 139
+	codeAssCanceled   = 277 // the client (we) answered an INQUIRE with CAN
 )
 
 // ErrNoSocket means nothing accepts connections at the configured socket.
@@ -80,9 +82,22 @@ func (e *AgentError) Unwrap() error {
 // conn is one Assuan connection to the agent. It is not safe for concurrent
 // use; Signer serialises calls.
 type conn struct {
-	c       net.Conn
+	nc      net.Conn // nil when reading a recorded reply (fuzzing)
 	r       *bufio.Reader
+	w       io.Writer
 	timeout time.Duration
+}
+
+// captureReply, when set (by tests), receives every raw reply read: it is
+// how the fuzz seed corpus was recorded from a real agent.
+var captureReply func(verb string, raw []byte)
+
+// deadline bounds the next exchange.
+func (c *conn) deadline(d time.Duration) error {
+	if c.nc == nil {
+		return nil
+	}
+	return c.nc.SetDeadline(time.Now().Add(d))
 }
 
 // dial connects to the agent's socket and reads its greeting. socket may be
@@ -98,8 +113,8 @@ func dial(socket string, timeout time.Duration) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrNoSocket, path, unwrapSyscall(err))
 	}
-	c := &conn{c: nc, r: bufio.NewReaderSize(nc, maxLine), timeout: timeout}
-	if err := c.c.SetDeadline(time.Now().Add(timeout)); err != nil {
+	c := &conn{nc: nc, r: bufio.NewReaderSize(nc, maxLine), w: nc, timeout: timeout}
+	if err := c.deadline(timeout); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -181,9 +196,12 @@ func unwrapSyscall(err error) error {
 func (c *conn) Close() error {
 	// Say goodbye so the agent does not log a broken connection; a dead
 	// agent makes this fail, which does not matter on close.
-	c.c.SetDeadline(time.Now().Add(time.Second))
-	io.WriteString(c.c, "BYE\n")
-	return c.c.Close()
+	c.deadline(time.Second)
+	io.WriteString(c.w, "BYE\n")
+	if c.nc == nil {
+		return nil
+	}
+	return c.nc.Close()
 }
 
 // inquiry answers an INQUIRE keyword with the data to send, or refuses it
@@ -194,13 +212,13 @@ type inquiry func(keyword string, args string) (data []byte, ok bool)
 // unescaped data of its D lines. An ERR reply is an *AgentError.
 func (c *conn) transact(cmd string, inq inquiry) ([]byte, error) {
 	verb, _, _ := strings.Cut(cmd, " ")
-	if err := c.c.SetDeadline(time.Now().Add(c.timeout)); err != nil {
+	if err := c.deadline(c.timeout); err != nil {
 		return nil, c.ioError(verb, err)
 	}
 	if len(cmd)+1 > maxLine || strings.ContainsAny(cmd, "\r\n") {
 		return nil, fmt.Errorf("assuan command %s too long or with a line break", verb)
 	}
-	if _, err := io.WriteString(c.c, cmd+"\n"); err != nil {
+	if _, err := io.WriteString(c.w, cmd+"\n"); err != nil {
 		return nil, c.ioError(verb, err)
 	}
 	return c.readReply(verb, inq)
@@ -208,14 +226,20 @@ func (c *conn) transact(cmd string, inq inquiry) ([]byte, error) {
 
 // readReply reads lines up to the final OK or ERR, answering inquiries.
 func (c *conn) readReply(verb string, inq inquiry) ([]byte, error) {
-	var data []byte
+	var data, raw []byte
+	if captureReply != nil {
+		defer func() { captureReply(verb, raw) }()
+	}
 	total := 0
 	for {
 		line, err := c.readLine()
 		if err != nil {
 			return nil, c.ioError(verb, err)
 		}
-		total += len(line)
+		if captureReply != nil {
+			raw = append(append(raw, line...), '\n')
+		}
+		total += len(line) + 1
 		if total > maxReply {
 			return nil, fmt.Errorf("%w: reply to %s larger than %d bytes", ErrProtocol, verb, maxReply)
 		}
@@ -254,7 +278,7 @@ func (c *conn) answer(verb string, r reply, inq inquiry) error {
 	} else {
 		msg = []byte("CAN\n")
 	}
-	_, err := c.c.Write(msg)
+	_, err := c.w.Write(msg)
 	clear(msg)
 	if err != nil {
 		return c.ioError(verb, err)
