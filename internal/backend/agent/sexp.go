@@ -79,7 +79,7 @@ func (p *sexpParser) parse(depth int) (*sexp, error) {
 	case '0' <= c && c <= '9':
 		n := 0
 		for p.i < len(p.b) && '0' <= p.b[p.i] && p.b[p.i] <= '9' {
-			if n == 0 && p.b[p.i] == '0' {
+			if n == 0 && p.b[p.i] == '0' && p.i+1 < len(p.b) && '0' <= p.b[p.i+1] && p.b[p.i+1] <= '9' {
 				return nil, errors.New("S-expression length with a leading zero")
 			}
 			n = n*10 + int(p.b[p.i]-'0')
