@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/signstar/signstar/internal/backend"
+	"github.com/signstar/signstar/internal/backend/agent"
 	"github.com/signstar/signstar/internal/backend/keyfile"
 	"github.com/signstar/signstar/internal/backend/piv"
 	"github.com/signstar/signstar/internal/config"
@@ -19,7 +21,7 @@ func openBackend(p *config.Profile, t time.Time) (*backend.Key, error) {
 	case config.BackendKeyfile:
 		return keyfile.Open(p.Key, p.PassphraseFile, t)
 	case config.BackendGPGAgent:
-		return nil, fmt.Errorf("backend gpg-agent is not built into this signstar")
+		return agent.Open(p.Key, p.GPGAgent.Socket, p.PassphraseFile, t)
 	case config.BackendPIV:
 		return piv.Open(p.Key, p.PIV, t)
 	}
@@ -34,6 +36,10 @@ func backendMessage(p *config.Profile, err error) string {
 		return fmt.Sprintf("profile %s: the passphrase in %s does not unlock %s: fix passphrase_file", p.Name, p.PassphraseFile, p.Key)
 	case err == keyfile.ErrNeedPassphrase:
 		return fmt.Sprintf("profile %s: %s is passphrase-protected: set passphrase_file", p.Name, p.Key)
+	case errors.Is(err, agent.ErrBadPassphrase):
+		return fmt.Sprintf("profile %s: gpg-agent rejected the passphrase in %s: fix passphrase_file", p.Name, p.PassphraseFile)
+	case errors.Is(err, agent.ErrNeedPassphrase):
+		return fmt.Sprintf("profile %s: the key in gpg-agent is passphrase-protected: set passphrase_file", p.Name)
 	}
 	return fmt.Sprintf("profile %s: %v", p.Name, err)
 }
