@@ -64,16 +64,24 @@ func newKey(t testing.TB, name string, cfg *packet.Config) *openpgp.Entity {
 // importSecret imports e's secret keys into the agent with gpg --import.
 func (g *gnupg) importSecret(e *openpgp.Entity) {
 	g.t.Helper()
+	g.gpg(armoredSecret(g.t, e), "--import")
+}
+
+// armoredSecret is e's transferable secret key, ASCII-armored.
+func armoredSecret(tb testing.TB, e *openpgp.Entity) []byte {
+	tb.Helper()
 	var buf bytes.Buffer
 	w, err := armor.Encode(&buf, openpgp.PrivateKeyType, nil)
 	if err != nil {
-		g.t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := e.SerializePrivateWithoutSigning(w, nil); err != nil {
-		g.t.Fatal(err)
+		tb.Fatal(err)
 	}
-	w.Close()
-	g.gpg(buf.Bytes(), "--import")
+	if err := w.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // writeCert writes e's public certificate to a file and returns its path.
