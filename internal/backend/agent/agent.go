@@ -309,12 +309,16 @@ func stdPublic(pk *packet.PublicKey) (crypto.PublicKey, error) {
 		return k, nil
 	case *pgpecdsa.PublicKey:
 		c, _ := pk.Curve()
+		var curve elliptic.Curve
 		switch c {
 		case packet.CurveNistP256:
-			return &ecdsa.PublicKey{Curve: elliptic.P256(), X: k.X, Y: k.Y}, nil
+			curve = elliptic.P256()
 		case packet.CurveNistP384:
-			return &ecdsa.PublicKey{Curve: elliptic.P384(), X: k.X, Y: k.Y}, nil
+			curve = elliptic.P384()
+		default:
+			return nil, fmt.Errorf("key %s: unsupported ECDSA curve %s", backend.Fingerprint(pk), c)
 		}
+		return ecdsa.ParseUncompressedPublicKey(curve, k.MarshalPoint())
 	case *eddsa.PublicKey:
 		if len(k.X) == ed25519.PublicKeySize {
 			return ed25519.PublicKey(k.X), nil

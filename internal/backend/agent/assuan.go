@@ -354,7 +354,7 @@ func parseLine(line []byte) (reply, error) {
 		return reply{kind: lineERR, code: uint32(code), text: printable(text)}, nil
 	case "D":
 		if len(line) < 2 {
-			return reply{}, errors.New("D line without a space")
+			return reply{}, errors.New("data line (D) without a space")
 		}
 		d, err := unescape(rest)
 		if err != nil {

@@ -32,10 +32,10 @@ func parseSexp(b []byte) (*sexp, error) {
 		return nil, err
 	}
 	if p.i != len(b) {
-		return nil, fmt.Errorf("%d trailing bytes after the S-expression", len(b)-p.i)
+		return nil, fmt.Errorf("malformed S-expression: %d trailing bytes", len(b)-p.i)
 	}
 	if !s.isList {
-		return nil, errors.New("S-expression is an atom, not a list")
+		return nil, errors.New("malformed S-expression: is an atom, not a list")
 	}
 	return s, nil
 }
@@ -48,23 +48,23 @@ type sexpParser struct {
 
 func (p *sexpParser) parse(depth int) (*sexp, error) {
 	if p.i >= len(p.b) {
-		return nil, errors.New("S-expression ends early")
+		return nil, errors.New("malformed S-expression: ends early")
 	}
 	p.items++
 	if p.items > maxSexpItems {
-		return nil, errors.New("S-expression has too many elements")
+		return nil, errors.New("malformed S-expression: has too many elements")
 	}
 	c := p.b[p.i]
 	switch {
 	case c == '(':
 		if depth >= maxSexpDepth {
-			return nil, errors.New("S-expression nested too deep")
+			return nil, errors.New("malformed S-expression: nested too deep")
 		}
 		p.i++
 		s := &sexp{isList: true}
 		for {
 			if p.i >= len(p.b) {
-				return nil, errors.New("S-expression list not closed")
+				return nil, errors.New("malformed S-expression: list not closed")
 			}
 			if p.b[p.i] == ')' {
 				p.i++
@@ -80,26 +80,26 @@ func (p *sexpParser) parse(depth int) (*sexp, error) {
 		n := 0
 		for p.i < len(p.b) && '0' <= p.b[p.i] && p.b[p.i] <= '9' {
 			if n == 0 && p.b[p.i] == '0' && p.i+1 < len(p.b) && '0' <= p.b[p.i+1] && p.b[p.i+1] <= '9' {
-				return nil, errors.New("S-expression length with a leading zero")
+				return nil, errors.New("malformed S-expression: length with a leading zero")
 			}
 			n = n*10 + int(p.b[p.i]-'0')
 			if n > len(p.b) {
-				return nil, errors.New("S-expression atom longer than the reply")
+				return nil, errors.New("malformed S-expression: atom longer than the reply")
 			}
 			p.i++
 		}
 		if p.i >= len(p.b) || p.b[p.i] != ':' {
-			return nil, errors.New("S-expression length without ':'")
+			return nil, errors.New("malformed S-expression: length without ':'")
 		}
 		p.i++
 		if n > len(p.b)-p.i {
-			return nil, errors.New("S-expression atom longer than the reply")
+			return nil, errors.New("malformed S-expression: atom longer than the reply")
 		}
 		s := &sexp{atom: p.b[p.i : p.i+n]}
 		p.i += n
 		return s, nil
 	}
-	return nil, fmt.Errorf("unexpected byte 0x%02x in S-expression (not canonical form)", c)
+	return nil, fmt.Errorf("malformed S-expression: unexpected byte 0x%02x (not canonical form)", c)
 }
 
 // name is the first element of a list when it is an atom.
