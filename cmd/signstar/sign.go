@@ -100,6 +100,9 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 	}
 	defer key.Close()
 	r.rec.Key = backend.Fingerprint(key.Public)
+	if err := signer.CheckHash(key.Public, h); err != nil {
+		return r.failed(fmt.Sprintf("profile %s: %v", p.Name, err))
+	}
 
 	report, err := lockdown(cfg, r.log)
 	r.rec.Sandbox = report

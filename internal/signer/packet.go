@@ -39,6 +39,9 @@ func Sign(in *Input, key *backend.Key, t time.Time) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("unsupported hash %v", in.Hash)
 	}
+	if err := CheckHash(pub, in.Hash); err != nil {
+		return nil, err
+	}
 	algo := pub.PubKeyAlgo
 	if algo == packet.PubKeyAlgoRSASignOnly {
 		algo = packet.PubKeyAlgoRSA
@@ -91,6 +94,23 @@ func Sign(in *Input, key *backend.Key, t time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("the backend returned a signature that does not verify: %v", err)
 	}
 	return out, nil
+}
+
+// CheckHash refuses a hash too short for the key: GnuPG (and with it
+// pacman) rejects an ECDSA signature whose hash is shorter than the curve's
+// order, such as P-384 with SHA-256, although go-crypto accepts it.
+func CheckHash(pub *packet.PublicKey, h crypto.Hash) error {
+	if pub.PubKeyAlgo != packet.PubKeyAlgoECDSA {
+		return nil
+	}
+	c, err := pub.Curve()
+	if err != nil {
+		return err
+	}
+	if c == packet.CurveNistP384 && h.Size() < 48 {
+		return fmt.Errorf("an ECDSA P-384 key needs a hash of at least 384 bits, which gpgv and pacman require: set hash = \"sha512\" in the profile")
+	}
+	return nil
 }
 
 func subpacket(w *bytes.Buffer, typ byte, data []byte) {
