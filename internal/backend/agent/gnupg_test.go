@@ -24,10 +24,10 @@ type gnupg struct {
 // passphrase cache, and kills it when the test ends.
 func startAgent(t testing.TB) *gnupg {
 	t.Helper()
-	testenv.NeedTool(t, "gpg", "gnupg")
+	testenv.NeedTool(t, "gpg", "gpg")
 	testenv.NeedTool(t, "gpg-agent", "gpg-agent")
 	testenv.NeedTool(t, "gpgconf", "gpgconf")
-	testenv.NeedTool(t, "gpg-connect-agent", "gpg-agent")
+	testenv.NeedTool(t, "gpg-connect-agent", "gpgconf")
 	home, err := os.MkdirTemp("/tmp", "sga")
 	if err != nil {
 		t.Fatal(err)
