@@ -53,7 +53,9 @@ func (p *pipe) write(b []byte) {
 	default:
 	}
 	if cap(buf) < len(b) {
-		buf = make([]byte, len(b), max(len(b), 256<<10))
+		// Sized to the chunk: signer.Read's chunks are all the same size,
+		// so the free list recycles them.
+		buf = make([]byte, len(b), max(len(b), 4096))
 	}
 	buf = buf[:len(b)]
 	copy(buf, b)
