@@ -1,11 +1,11 @@
 package main
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/config"
+	"github.com/signstar/signstar/internal/policy"
 )
 
 // kindDetector watches the artifact's bytes as they stream by.
@@ -14,51 +14,20 @@ type kindDetector interface {
 	Kind() string                // at EOF: "pacman-package", "pacman-db", "iso" or ""
 }
 
-// newKindDetector returns the detector for the profile, or nil when the
-// profile does not need one.
-//
-// Hook for the policy owner.
-func newKindDetector(p *config.Profile) kindDetector { return nil }
+// newKindDetector returns the detector for the profile. Every profile gets
+// one, kinds = ["any"] included, because the audit record names the kind of
+// what was signed; for data that is not compressed it costs a 2 KiB copy.
+func newKindDetector(p *config.Profile) kindDetector { return policy.NewDetector() }
 
-// checkKind refuses an artifact whose kind the profile does not allow.
-//
-// Hook for the policy owner.
-func checkKind(p *config.Profile, kind string) error {
-	if p.AllowsKind(kind) {
-		return nil
-	}
-	name := kind
-	if name == "" {
-		name = "unknown"
-	}
-	return fmt.Errorf("kind %s not allowed in profile %s", name, p.Name)
-}
+// checkKind refuses an artifact whose kind the profile does not allow, with
+// a reason like "kind iso not allowed in profile repo (kinds: pacman-db,
+// pacman-package)".
+func checkKind(p *config.Profile, kind string) error { return policy.CheckKind(p, kind) }
 
-// checkRate refuses when the profile's rate is used up. tx holds the log's
-// lock until the request's own record is appended.
-//
-// Hook for the policy owner.
+// checkRate refuses when the profile's rate is used up: "rate 1/30d reached
+// (last signed 2026-11-02T10:00:00Z)". tx holds the log's lock until the
+// request's own record is appended. An unreadable log is an error that is
+// not a *policy.RateError.
 func checkRate(tx *audit.Tx, p *config.Profile, t time.Time) error {
-	since := t.Add(-p.Rate.Period)
-	count, last := 0, ""
-	err := tx.Scan(func(rec *audit.Record) bool {
-		ts, err := time.Parse(audit.TimeFormat, rec.Time)
-		if err == nil && ts.Before(since) {
-			return false
-		}
-		if rec.Outcome == audit.Signed && rec.Profile == p.Name {
-			count++
-			if last == "" {
-				last = rec.Time
-			}
-		}
-		return count < p.Rate.N
-	})
-	if err != nil {
-		return err
-	}
-	if count >= p.Rate.N {
-		return fmt.Errorf("rate %s reached (last signed %s)", p.Rate.Text, last)
-	}
-	return nil
+	return policy.CheckRate(tx, p.Name, p.Rate, t)
 }

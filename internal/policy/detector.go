@@ -103,6 +103,12 @@ func (d *Detector) Observe(p []byte) {
 	}
 }
 
+// Write is Observe as an io.Writer; it never fails.
+func (d *Detector) Write(p []byte) (int, error) {
+	d.Observe(p)
+	return len(p), nil
+}
+
 // Kind is the artifact's kind, once the whole input has been observed:
 // KindPackage, KindDB, KindISO or KindUnknown. It waits for the
 // decompressing goroutine, whose work is bounded by the Limits.

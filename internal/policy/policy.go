@@ -45,24 +45,3 @@ func CheckKind(p *config.Profile, kind string) error {
 	}
 	return &KindError{Kind: kind, Profile: p.Name, Allowed: append([]string(nil), p.Kinds...)}
 }
-
-// SizeError refuses input past the profile's max_size. signer.Read stops
-// reading there; this names the rule in the profile's own words.
-type SizeError struct {
-	Profile string
-	Limit   int64  // bytes
-	Text    string // max_size as configured, e.g. "4GiB"
-}
-
-func (e *SizeError) Error() string {
-	t := e.Text
-	if t == "" {
-		t = fmt.Sprintf("%d bytes", e.Limit)
-	}
-	return fmt.Sprintf("input larger than max_size %s of profile %s", t, e.Profile)
-}
-
-// TooLarge is the refusal for input past p's max_size.
-func TooLarge(p *config.Profile) error {
-	return &SizeError{Profile: p.Name, Limit: p.MaxSize, Text: strings.TrimSpace(p.MaxSizeText)}
-}
