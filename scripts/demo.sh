@@ -1,7 +1,7 @@
 #!/bin/sh
 # make demo: sign the samples in testdata/ through a real, throwaway sshd,
-# verify them with gpgv, show the audit records, clean up. Needs root
-# (sshd, the signer user) and Debian's openssh-server, openssh-client, gpgv.
+# verify them with gpgv and pacman, show the audit records, clean up. Needs root
+# (sshd, the signer user) and Debian's openssh-server, openssh-client, gpgv, pacman-package-manager.
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then

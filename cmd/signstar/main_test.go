@@ -65,6 +65,7 @@ func TestScripts(t *testing.T) {
 			"truncate":     cmdTruncate,
 			"filemode":     cmdFileMode,
 			"parallelsign": cmdParallelSign,
+			"gpgagent":     cmdGPGAgent,
 		},
 	})
 }
@@ -425,4 +426,26 @@ func cmdParallelSign(ts *testscript.TestScript, neg bool, args []string) {
 	for i := 0; i < n; i++ {
 		cmdVerifySig(ts, false, []string{fmt.Sprintf("in-%d.sig", i), fmt.Sprintf("in-%d", i), args[2]})
 	}
+}
+
+// gpgagent HOME: start a real gpg-agent for GnuPG home HOME (allowing
+// loopback pinentry, caching nothing), set $AGENT_SOCKET to its socket, and
+// stop it when the script ends, failed or not.
+func cmdGPGAgent(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: gpgagent HOME")
+	}
+	home := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(home, 0o700))
+	ts.Check(os.WriteFile(filepath.Join(home, "gpg-agent.conf"),
+		[]byte("allow-loopback-pinentry\ndefault-cache-ttl 0\nmax-cache-ttl 0\n"), 0o600))
+	ts.Defer(func() {
+		exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+	})
+	if out, err := exec.Command("gpgconf", "--homedir", home, "--launch", "gpg-agent").CombinedOutput(); err != nil {
+		ts.Fatalf("gpgconf --launch gpg-agent: %v: %s", err, out)
+	}
+	out, err := exec.Command("gpgconf", "--homedir", home, "--list-dirs", "agent-socket").Output()
+	ts.Check(err)
+	ts.Setenv("AGENT_SOCKET", strings.TrimSpace(string(out)))
 }

@@ -16,7 +16,10 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
 
 	"github.com/signstar/signstar/internal/sshtest"
 )
@@ -78,7 +81,7 @@ func run(bin string, files []string) error {
 	if err := os.Chown(key, uid, gid); err != nil {
 		return err
 	}
-	cfg := fmt.Sprintf("[audit]\npath = %q\n\n[sandbox]\nmode = \"best-effort\"\n\n[[profile]]\nname = \"repo\"\nbackend = \"keyfile\"\nkey = %q\nkinds = [\"any\"]\nusers = [%q]\n", logPath, key, s.User)
+	cfg := fmt.Sprintf("[audit]\npath = %q\n\n[sandbox]\nmode = \"enforce\"\n\n[[profile]]\nname = \"repo\"\nbackend = \"keyfile\"\nkey = %q\nkinds = [\"any\"]\nusers = [%q]\n", logPath, key, s.User)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err
 	}
@@ -120,6 +123,9 @@ func run(bin string, files []string) error {
 			return fmt.Errorf("gpgv: %v", err)
 		}
 	}
+	if err := pacmanCheck(dir, pubSrc, files); err != nil {
+		return err
+	}
 	step("what the client may not do: ssh signer@127.0.0.1 cat /etc/passwd")
 	r, _ := s.Run(context.Background(), nil, "client", nil, "cat", "/etc/passwd")
 	fmt.Printf("    exit %d: %s", r.ExitCode, r.Stderr)
@@ -146,4 +152,115 @@ func copyFile(from, to string, mode os.FileMode) error {
 		return err
 	}
 	return os.Chmod(to, mode)
+}
+
+// pacmanCheck hands the signed database and package to pacman, as a mirror
+// would: a repository on file://, a keyring that trusts only the signing
+// key, SigLevel = Required TrustedOnly, then sync and install into a
+// throwaway root.
+func pacmanCheck(dir, pub string, files []string) error {
+	var db, pkg string
+	for _, f := range files {
+		switch {
+		case strings.Contains(filepath.Base(f), ".db.tar."):
+			db = f
+		case strings.Contains(filepath.Base(f), ".pkg.tar."):
+			pkg = f
+		}
+	}
+	if db == "" || pkg == "" {
+		return nil
+	}
+	if _, err := exec.LookPath("pacman"); err != nil {
+		return fmt.Errorf("pacman not found: apt-get install pacman-package-manager")
+	}
+	repo := filepath.Join(dir, "repo")
+	root := filepath.Join(dir, "root")
+	for _, d := range []string{repo, filepath.Join(root, "var/lib/pacman"), filepath.Join(dir, "pacman-db"), filepath.Join(dir, "cache")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	name := strings.SplitN(filepath.Base(db), ".db.tar.", 2)[0]
+	sigs := filepath.Join(dir, "out")
+	copies := [][2]string{
+		{db, filepath.Join(repo, filepath.Base(db))},
+		{db, filepath.Join(repo, name+".db")},
+		{filepath.Join(sigs, filepath.Base(db)+".sig"), filepath.Join(repo, name+".db.sig")},
+		{pkg, filepath.Join(repo, filepath.Base(pkg))},
+		{filepath.Join(sigs, filepath.Base(pkg)+".sig"), filepath.Join(repo, filepath.Base(pkg)+".sig")},
+	}
+	for _, c := range copies {
+		if err := copyFile(c[0], c[1], 0o644); err != nil {
+			return err
+		}
+	}
+	conf := filepath.Join(dir, "pacman.conf")
+	gpgdir := filepath.Join(dir, "pacman-gnupg")
+	text := fmt.Sprintf("[options]\nRootDir = %s\nDBPath = %s\nCacheDir = %s\nLogFile = %s\nGPGDir = %s\nHookDir = %s\nArchitecture = auto\nSigLevel = Required TrustedOnly\n\n[%s]\nServer = file://%s\n",
+		root, filepath.Join(dir, "pacman-db"), filepath.Join(dir, "cache"), filepath.Join(dir, "pacman.log"), gpgdir, filepath.Join(dir, "hooks"), name, repo)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		return err
+	}
+	fpr, err := fingerprint(pub)
+	if err != nil {
+		return err
+	}
+	step("pacman: a keyring that trusts only %s, SigLevel = Required TrustedOnly", fpr)
+	for _, args := range [][]string{
+		{"pacman-key", "--config", conf, "--gpgdir", gpgdir, "--init"},
+		{"pacman-key", "--config", conf, "--gpgdir", gpgdir, "--add", pub},
+		{"pacman-key", "--config", conf, "--gpgdir", gpgdir, "--lsign-key", fpr},
+	} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	pkgname := strings.SplitN(filepath.Base(pkg), "-", 2)[0]
+	step("pacman -Sy %s (database and package signatures checked)", pkgname)
+	cmd := exec.Command("pacman", "--config", conf, "--noconfirm", "--noprogressbar", "-Sy", pkgname)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("pacman -Sy: %v", err)
+	}
+	out, err := exec.Command("pacman", "--config", conf, "-Qi", pkgname).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pacman -Qi: %v: %s", err, out)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "Name") || strings.HasPrefix(l, "Version") || strings.HasPrefix(l, "Validated By") {
+			fmt.Println("    " + l)
+		}
+	}
+	step("pacman refuses the database once a byte changes")
+	f, err := os.OpenFile(filepath.Join(repo, name+".db"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	f.Write([]byte{0})
+	f.Close()
+	out, err = exec.Command("pacman", "--config", conf, "--noconfirm", "--noprogressbar", "-Syy").CombinedOutput()
+	if err == nil {
+		return fmt.Errorf("pacman accepted a tampered database:\n%s", out)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.HasPrefix(l, "error:") {
+			fmt.Println("    " + l)
+		}
+	}
+	return nil
+}
+
+// fingerprint reads the primary key fingerprint of an armored certificate.
+func fingerprint(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	el, err := openpgp.ReadArmoredKeyRing(f)
+	if err != nil || len(el) != 1 {
+		return "", fmt.Errorf("%s: not one certificate", path)
+	}
+	return fmt.Sprintf("%X", el[0].PrimaryKey.Fingerprint), nil
 }
