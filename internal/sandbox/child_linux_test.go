@@ -33,6 +33,7 @@ import (
 
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/backend"
+	"github.com/signstar/signstar/internal/backend/agent"
 	"github.com/signstar/signstar/internal/backend/keyfile"
 	"github.com/signstar/signstar/internal/signer"
 )
@@ -55,6 +56,7 @@ type fixture struct {
 	abstract string
 	data     []byte // the artifact piped to the child's stdin
 	extra    *os.File
+	agent    string // the gpg-agent socket, when the key is in an agent
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -133,7 +135,7 @@ func (fx *fixture) env() []string {
 	return []string{
 		"SB_DIR=" + fx.dir, "SB_SECRET=" + fx.secret, "SB_KEY=" + fx.keyPath,
 		"SB_LOG=" + fx.logPath, "SB_TCP=" + fx.tcpAddr, "SB_UNIX=" + fx.unixPath,
-		"SB_ABSTRACT=" + fx.abstract,
+		"SB_ABSTRACT=" + fx.abstract, "SB_CERT=" + fx.certPath, "SB_AGENT=" + fx.agent,
 	}
 }
 
@@ -141,7 +143,7 @@ func childFixture() *fixture {
 	return &fixture{
 		dir: os.Getenv("SB_DIR"), secret: os.Getenv("SB_SECRET"), keyPath: os.Getenv("SB_KEY"),
 		logPath: os.Getenv("SB_LOG"), tcpAddr: os.Getenv("SB_TCP"), unixPath: os.Getenv("SB_UNIX"),
-		abstract: os.Getenv("SB_ABSTRACT"),
+		abstract: os.Getenv("SB_ABSTRACT"), certPath: os.Getenv("SB_CERT"), agent: os.Getenv("SB_AGENT"),
 	}
 }
 
@@ -204,7 +206,12 @@ func prepare(t *testing.T, fx *fixture) *prepared {
 	if p.log, err = audit.Open(fx.logPath); err != nil {
 		t.Fatal(err)
 	}
-	if p.key, err = keyfile.Open(fx.keyPath, "", time.Now()); err != nil {
+	if fx.agent != "" {
+		p.key, err = agent.Open(fx.certPath, fx.agent, "", time.Now())
+	} else {
+		p.key, err = keyfile.Open(fx.keyPath, "", time.Now())
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	if p.status, err = os.Open("/proc/self/status"); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/signstar/signstar/internal/audit"
+	"github.com/signstar/signstar/internal/testenv"
 )
 
 // TestLockdown: after Lockdown in enforce mode, a thread other than the one
@@ -63,6 +65,71 @@ func TestLockdown(t *testing.T) {
 		t.Errorf("RLIMIT_NOFILE %+v, %v; want %d", rl, err, DefaultMaxFDs)
 	}
 	signAndAudit(t, p, r.String())
+}
+
+// TestLockdownAgent: the same lock-down with the key in a real gpg-agent,
+// reached over the socket connected before lock-down; the signature made
+// under the sandbox verifies against the certificate.
+func TestLockdownAgent(t *testing.T) {
+	if !inChild(t) {
+		fx := newFixture(t)
+		fx.agent = startAgent(t, filepath.Join(keysDir, "ed25519.key"))
+		fx.certPath = filepath.Join(keysDir, "ed25519.pub")
+		out := runChild(t, fx)
+		checkSigned(t, fx, out, "landlock="+strconv.Itoa(Check().LandlockABI)+",seccomp,nnp")
+		return
+	}
+	fx := childFixture()
+	p := prepare(t, fx)
+	r, err := Lockdown(Options{Mode: Enforce, KeepFDs: p.keepFDs, KeepOwnSockets: true})
+	if err != nil {
+		t.Fatalf("Lockdown: %v", err)
+	}
+	tryAll(t, p, fx, true, nil)
+	signAndAudit(t, p, r.String())
+}
+
+// keysDir holds the repository's test keys.
+var keysDir, _ = filepath.Abs("../../testdata/keys")
+
+// startAgent starts a real gpg-agent in a throw-away home under /tmp (socket
+// paths are short), imports the secret key, and returns the agent socket.
+// The agent is killed when the test ends.
+func startAgent(t *testing.T, secretKey string) string {
+	t.Helper()
+	for _, tool := range []string{"gpg", "gpg-agent", "gpgconf"} {
+		testenv.NeedTool(t, tool, map[string]string{"gpg": "gnupg", "gpg-agent": "gpg-agent", "gpgconf": "gpgconf"}[tool])
+	}
+	home, err := os.MkdirTemp("/tmp", "sbx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+		os.RemoveAll(home)
+	})
+	os.Chmod(home, 0o700)
+	// Output to files, not pipes: the daemon would hold a pipe open and
+	// the wait for its end would never return.
+	run := func(name string, args ...string) string {
+		out, err := os.CreateTemp(home, "out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		cmd := exec.Command(name, args...)
+		cmd.Env = append(os.Environ(), "GNUPGHOME="+home)
+		cmd.Stdout, cmd.Stderr = out, out
+		err = cmd.Run()
+		data, _ := os.ReadFile(out.Name())
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, data)
+		}
+		return string(data)
+	}
+	run("gpg-agent", "--homedir", home, "--daemon")
+	run("gpg", "--homedir", home, "--batch", "--no-tty", "--pinentry-mode", "loopback", "--import", secretKey)
+	return strings.TrimSpace(run("gpgconf", "--homedir", home, "--list-dirs", "agent-socket"))
 }
 
 // TestLandlockAlone proves Landlock on its own (seccomp simulated absent,
