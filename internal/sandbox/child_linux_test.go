@@ -35,6 +35,8 @@ import (
 	"github.com/signstar/signstar/internal/backend"
 	"github.com/signstar/signstar/internal/backend/agent"
 	"github.com/signstar/signstar/internal/backend/keyfile"
+	"github.com/signstar/signstar/internal/backend/piv"
+	"github.com/signstar/signstar/internal/config"
 	"github.com/signstar/signstar/internal/signer"
 )
 
@@ -57,6 +59,7 @@ type fixture struct {
 	data     []byte // the artifact piped to the child's stdin
 	extra    *os.File
 	agent    string // the gpg-agent socket, when the key is in an agent
+	pivPIN   string // the PIN file, when the key is on a (virtual) PIV card
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -135,7 +138,7 @@ func (fx *fixture) env() []string {
 	return []string{
 		"SB_DIR=" + fx.dir, "SB_SECRET=" + fx.secret, "SB_KEY=" + fx.keyPath,
 		"SB_LOG=" + fx.logPath, "SB_TCP=" + fx.tcpAddr, "SB_UNIX=" + fx.unixPath,
-		"SB_ABSTRACT=" + fx.abstract, "SB_CERT=" + fx.certPath, "SB_AGENT=" + fx.agent,
+		"SB_ABSTRACT=" + fx.abstract, "SB_CERT=" + fx.certPath, "SB_AGENT=" + fx.agent, "SB_PIV_PIN=" + fx.pivPIN,
 	}
 }
 
@@ -143,7 +146,7 @@ func childFixture() *fixture {
 	return &fixture{
 		dir: os.Getenv("SB_DIR"), secret: os.Getenv("SB_SECRET"), keyPath: os.Getenv("SB_KEY"),
 		logPath: os.Getenv("SB_LOG"), tcpAddr: os.Getenv("SB_TCP"), unixPath: os.Getenv("SB_UNIX"),
-		abstract: os.Getenv("SB_ABSTRACT"), certPath: os.Getenv("SB_CERT"), agent: os.Getenv("SB_AGENT"),
+		abstract: os.Getenv("SB_ABSTRACT"), certPath: os.Getenv("SB_CERT"), agent: os.Getenv("SB_AGENT"), pivPIN: os.Getenv("SB_PIV_PIN"),
 	}
 }
 
@@ -206,9 +209,12 @@ func prepare(t *testing.T, fx *fixture) *prepared {
 	if p.log, err = audit.Open(fx.logPath); err != nil {
 		t.Fatal(err)
 	}
-	if fx.agent != "" {
+	switch {
+	case fx.agent != "":
 		p.key, err = agent.Open(fx.certPath, fx.agent, "", time.Now())
-	} else {
+	case fx.pivPIN != "":
+		p.key, err = piv.Open(fx.certPath, config.PIV{Reader: "Virtual PCD", Slot: "9c", PINFile: fx.pivPIN}, time.Now())
+	default:
 		p.key, err = keyfile.Open(fx.keyPath, "", time.Now())
 	}
 	if err != nil {

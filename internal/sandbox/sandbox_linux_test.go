@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/signstar/signstar/internal/audit"
+	"github.com/signstar/signstar/internal/backend/piv"
+	"github.com/signstar/signstar/internal/pivemu"
 	"github.com/signstar/signstar/internal/testenv"
 )
 
@@ -75,6 +77,39 @@ func TestLockdownAgent(t *testing.T) {
 		fx := newFixture(t)
 		fx.agent = startAgent(t, filepath.Join(keysDir, "ed25519.key"))
 		fx.certPath = filepath.Join(keysDir, "ed25519.pub")
+		out := runChild(t, fx)
+		checkSigned(t, fx, out, "landlock="+strconv.Itoa(Check().LandlockABI)+",seccomp,nnp")
+		return
+	}
+	fx := childFixture()
+	p := prepare(t, fx)
+	r, err := Lockdown(Options{Mode: Enforce, KeepFDs: p.keepFDs, KeepOwnSockets: true})
+	if err != nil {
+		t.Fatalf("Lockdown: %v", err)
+	}
+	tryAll(t, p, fx, true, nil)
+	signAndAudit(t, p, r.String())
+}
+
+// TestLockdownPIV: the same with the key on a PIV card (the repository's
+// emulator in the vpcd reader of a real pcscd), reached through libpcsclite's
+// socket connected before lock-down.
+func TestLockdownPIV(t *testing.T) {
+	if !inChild(t) {
+		fx := newFixture(t)
+		pivemu.Start(t, pivemu.NewCard(pivemu.Options{}))
+		fx.pivPIN = filepath.Join(fx.dir, "pin")
+		if err := os.WriteFile(fx.pivPIN, []byte(pivemu.DefaultPIN+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cert, err := piv.Setup(piv.SetupOptions{Reader: "Virtual PCD", Slot: "9c", UID: "Sandbox Card <card@example.org>",
+			Generate: "ecc-p256", PINFile: fx.pivPIN, Now: time.Now().Add(-time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(fx.certPath, cert, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		out := runChild(t, fx)
 		checkSigned(t, fx, out, "landlock="+strconv.Itoa(Check().LandlockABI)+",seccomp,nnp")
 		return
