@@ -74,15 +74,6 @@ func (p *pipe) finish() { p.doneOnce.Do(func() { close(p.done) }) }
 // stop makes the reader's next Read fail.
 func (p *pipe) stop() { p.abortOnce.Do(func() { close(p.abort) }) }
 
-func (p *pipe) finished() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
 func (p *pipe) Read(b []byte) (int, error) {
 	for p.off >= len(p.cur) {
 		if p.cur != nil {
