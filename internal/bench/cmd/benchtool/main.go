@@ -229,4 +229,3 @@ func abs(p string) string {
 	}
 	return a
 }
-
