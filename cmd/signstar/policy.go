@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"time"
 
 	"github.com/signstar/signstar/internal/audit"
@@ -12,12 +13,20 @@ import (
 type kindDetector interface {
 	Write(p []byte) (int, error) // never keeps p
 	Kind() string                // at EOF: "pacman-package", "pacman-db", "iso" or ""
+	Close()                      // stops any decompression still running
 }
 
 // newKindDetector returns the detector for the profile. Every profile gets
 // one, kinds = ["any"] included, because the audit record names the kind of
 // what was signed; for data that is not compressed it costs a 2 KiB copy.
 func newKindDetector(p *config.Profile) kindDetector { return policy.NewDetector() }
+
+// isRateRefusal tells a used-up rate (refused, exit 2) from a log that
+// could not be read (failed, exit 1).
+func isRateRefusal(err error) bool {
+	var re *policy.RateError
+	return errors.As(err, &re)
+}
 
 // checkKind refuses an artifact whose kind the profile does not allow, with
 // a reason like "kind iso not allowed in profile repo (kinds: pacman-db,

@@ -112,14 +112,13 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 
 	stopOnSignal(r.stdin)
 	det := newKindDetector(p)
+	defer det.Close()
 	var extra hash.Hash // --expect with another algorithm than the profile's
 	if req.Expect != nil && req.Expect.Hash != h {
 		extra = req.Expect.Hash.New()
 	}
 	observe := func(b []byte) {
-		if det != nil {
-			det.Write(b)
-		}
+		det.Write(b)
 		if extra != nil {
 			extra.Write(b)
 		}
@@ -139,9 +138,7 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 		return r.failed("cannot read the artifact from stdin: " + errText(err))
 	}
 	r.rec.Size, r.rec.Digest = in.Size, in.DigestString()
-	if det != nil {
-		r.rec.Kind = det.Kind()
-	}
+	r.rec.Kind = det.Kind()
 	if sig := interrupted.Load(); sig != nil {
 		return r.failed(fmt.Sprintf("interrupted by %v while reading the artifact", sig))
 	}
@@ -171,7 +168,10 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 	defer tx.Unlock()
 	if p.Rate != nil {
 		if err := checkRate(tx, p, now()); err != nil {
-			return r.finishTx(tx, audit.Refused, exitRefused, err.Error())
+			if isRateRefusal(err) {
+				return r.finishTx(tx, audit.Refused, exitRefused, err.Error())
+			}
+			return r.finishTx(tx, audit.Failed, exitFailed, err.Error())
 		}
 	}
 	created := now()

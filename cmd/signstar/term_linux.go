@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,10 +30,11 @@ func clientGone(w any) bool {
 	return fds[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0
 }
 
-// closeInheritedFDs closes every descriptor above 2 that the process did
-// not open itself: sshd or a wrapper may leak some, and nothing the client
-// can influence should stay reachable. It keeps the Go runtime's own
-// (epoll, eventfd, pidfd) descriptors.
+// closeInheritedFDs closes every descriptor above 2 that came in through
+// exec: sshd or a wrapper may leak some, and nothing the caller set up
+// should stay reachable. Anything inherited lacks close-on-exec (or exec
+// would have closed it), while everything the Go runtime opened itself
+// (epoll, eventfd, cgroup files) has it; so the flag tells them apart.
 func closeInheritedFDs() {
 	d, err := os.Open("/proc/self/fd")
 	if err != nil {
@@ -48,8 +48,8 @@ func closeInheritedFDs() {
 		if err != nil || fd <= 2 || fd == self {
 			continue
 		}
-		target, err := os.Readlink("/proc/self/fd/" + n)
-		if err != nil || strings.HasPrefix(target, "anon_inode:") {
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC != 0 {
 			continue
 		}
 		toClose = append(toClose, fd)

@@ -81,7 +81,7 @@ func run(bin string, files []string) error {
 	if err := os.Chown(key, uid, gid); err != nil {
 		return err
 	}
-	cfg := fmt.Sprintf("[audit]\npath = %q\n\n[sandbox]\nmode = \"enforce\"\n\n[[profile]]\nname = \"repo\"\nbackend = \"keyfile\"\nkey = %q\nkinds = [\"any\"]\nusers = [%q]\n", logPath, key, s.User)
+	cfg := fmt.Sprintf("[audit]\npath = %q\n\n[sandbox]\nmode = \"enforce\"\n\n[[profile]]\nname = \"repo\"\nbackend = \"keyfile\"\nkey = %q\nkinds = [\"pacman-db\", \"pacman-package\"]\nusers = [%q]\n", logPath, key, s.User)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err
 	}
