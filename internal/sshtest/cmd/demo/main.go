@@ -37,7 +37,7 @@ func step(f string, a ...any) { fmt.Printf("==> "+f+"\n", a...) }
 
 func run(bin string, files []string) error {
 	if bin == "" || len(files) == 0 {
-		return fmt.Errorf("usage: demo -signstar PATH FILE...")
+		return fmt.Errorf("usage: demo -signstar PATH FILE [FILE]")
 	}
 	dir, err := sshtest.SafeTempDir("demo")
 	if err != nil {
