@@ -8,6 +8,10 @@ package backend
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +20,8 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	pgpecdsa "github.com/ProtonMail/go-crypto/openpgp/ecdsa"
+	"github.com/ProtonMail/go-crypto/openpgp/eddsa"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
@@ -227,4 +233,29 @@ func ArmoredCert(e *openpgp.Entity) ([]byte, error) {
 	}
 	buf.WriteByte('\n')
 	return buf.Bytes(), nil
+}
+
+// StdPublic converts go-crypto's public key to the standard library's.
+func StdPublic(pk *packet.PublicKey) (crypto.PublicKey, error) {
+	switch k := pk.PublicKey.(type) {
+	case *rsa.PublicKey:
+		return k, nil
+	case *pgpecdsa.PublicKey:
+		c, _ := pk.Curve()
+		var curve elliptic.Curve
+		switch c {
+		case packet.CurveNistP256:
+			curve = elliptic.P256()
+		case packet.CurveNistP384:
+			curve = elliptic.P384()
+		default:
+			return nil, fmt.Errorf("key %s: unsupported ECDSA curve %s", Fingerprint(pk), c)
+		}
+		return ecdsa.ParseUncompressedPublicKey(curve, k.MarshalPoint())
+	case *eddsa.PublicKey:
+		if len(k.X) == ed25519.PublicKeySize {
+			return ed25519.PublicKey(k.X), nil
+		}
+	}
+	return nil, fmt.Errorf("key %s: unsupported public key", Fingerprint(pk))
 }

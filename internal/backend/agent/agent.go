@@ -15,7 +15,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/asn1"
 	"encoding/hex"
@@ -27,8 +26,6 @@ import (
 	"sync"
 	"time"
 
-	pgpecdsa "github.com/ProtonMail/go-crypto/openpgp/ecdsa"
-	"github.com/ProtonMail/go-crypto/openpgp/eddsa"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/signstar/signstar/internal/backend"
@@ -109,7 +106,7 @@ func Open(certPath, socket, passphraseFile string, now time.Time) (*backend.Key,
 		_, err := s.c.transact("HAVEKEY "+g.String(), nil)
 		if err == nil {
 			s.pub, s.grip = keys[i], g
-			pub, err := stdPublic(keys[i])
+			pub, err := backend.StdPublic(keys[i])
 			if err != nil {
 				s.Close()
 				return nil, err
@@ -300,29 +297,4 @@ func (s *Signer) convert(sv *sigVal) ([]byte, error) {
 		return append(r, ss...), nil
 	}
 	return nil, fmt.Errorf("unsupported key type %T", s.public)
-}
-
-// stdPublic converts go-crypto's public key to the standard library's.
-func stdPublic(pk *packet.PublicKey) (crypto.PublicKey, error) {
-	switch k := pk.PublicKey.(type) {
-	case *rsa.PublicKey:
-		return k, nil
-	case *pgpecdsa.PublicKey:
-		c, _ := pk.Curve()
-		var curve elliptic.Curve
-		switch c {
-		case packet.CurveNistP256:
-			curve = elliptic.P256()
-		case packet.CurveNistP384:
-			curve = elliptic.P384()
-		default:
-			return nil, fmt.Errorf("key %s: unsupported ECDSA curve %s", backend.Fingerprint(pk), c)
-		}
-		return ecdsa.ParseUncompressedPublicKey(curve, k.MarshalPoint())
-	case *eddsa.PublicKey:
-		if len(k.X) == ed25519.PublicKeySize {
-			return ed25519.PublicKey(k.X), nil
-		}
-	}
-	return nil, fmt.Errorf("key %s: unsupported public key", backend.Fingerprint(pk))
 }

@@ -7,7 +7,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rsa"
 	"errors"
 	"fmt"
@@ -114,28 +113,23 @@ func Signer(priv *packet.PrivateKey) (crypto.Signer, error) {
 	case *rsa.PrivateKey:
 		return k, nil
 	case *pgpecdsa.PrivateKey:
-		var curve elliptic.Curve
-		c, _ := priv.Curve()
-		switch c {
-		case packet.CurveNistP256:
-			curve = elliptic.P256()
-		case packet.CurveNistP384:
-			curve = elliptic.P384()
-		default:
-			return nil, fmt.Errorf("ECDSA curve %s is not supported", c)
+		want, err := backend.StdPublic(&priv.PublicKey)
+		if err != nil {
+			return nil, err
 		}
-		size := (curve.Params().BitSize + 7) / 8
-		if k.D == nil || k.D.BitLen() > 8*size || k.X == nil || k.Y == nil ||
-			k.X.BitLen() > 8*size || k.Y.BitLen() > 8*size {
+		pub, ok := want.(*ecdsa.PublicKey)
+		if !ok || k.D == nil {
 			return nil, errors.New("malformed ECDSA secret key")
 		}
-		sk, err := ecdsa.ParseRawPrivateKey(curve, k.D.FillBytes(make([]byte, size)))
+		size := (pub.Curve.Params().BitSize + 7) / 8
+		if k.D.BitLen() > 8*size {
+			return nil, errors.New("malformed ECDSA secret key")
+		}
+		sk, err := ecdsa.ParseRawPrivateKey(pub.Curve, k.D.FillBytes(make([]byte, size)))
 		if err != nil {
 			return nil, errors.New("malformed ECDSA secret key")
 		}
-		point := append([]byte{4}, k.X.FillBytes(make([]byte, size))...)
-		point = append(point, k.Y.FillBytes(make([]byte, size))...)
-		if pb, err := sk.PublicKey.Bytes(); err != nil || !bytes.Equal(pb, point) {
+		if !sk.PublicKey.Equal(pub) {
 			return nil, errors.New("ECDSA secret key does not match its public key")
 		}
 		return sk, nil
