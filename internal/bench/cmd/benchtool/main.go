@@ -116,7 +116,7 @@ func timeCmd(args []string) error {
 		return err
 	}
 	if *in == "" || fs.NArg() == 0 || *runs < 1 {
-		return errors.New("time needs -in and NAME=CMD...")
+		return errors.New("time needs -in and at least one NAME=CMD")
 	}
 	cmds, err := parseCommands(fs.Args())
 	if err != nil {
@@ -163,7 +163,7 @@ func runOnce(argv []string, input string, pipe bool) (sample, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	var cat *exec.Cmd
-	start := time.Now()
+	var start time.Time
 	if pipe {
 		r, w, err := os.Pipe()
 		if err != nil {
