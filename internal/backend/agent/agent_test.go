@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"crypto"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -285,9 +286,15 @@ func TestAgentFailures(t *testing.T) {
 		p384 := newKey(t, "p384", &packet.Config{Algorithm: packet.PubKeyAlgoECDSA, Curve: packet.CurveNistP384})
 		g.importSecret(p384)
 		key := open(t, writeCert(t, p384), g.socket, "")
+		// signer.Sign refuses the pair before asking the agent ...
+		if err := sign(key); err == nil || !strings.Contains(err.Error(), `hash = "sha512"`) {
+			t.Fatalf("signer.Sign: got %v, want the P-384 hash refusal", err)
+		}
+		// ... and the agent, asked directly, refuses it too.
+		digest := sha256.Sum256(artifact)
 		var he *HashTooShortError
-		if err := sign(key); !errors.As(err, &he) || he.Bits != 384 {
-			t.Fatalf("got %v, want *HashTooShortError", err)
+		if _, err := key.Signer.Sign(nil, digest[:], crypto.SHA256); !errors.As(err, &he) || he.Bits != 384 {
+			t.Fatalf("agent: got %v, want *HashTooShortError", err)
 		}
 	})
 	t.Run("socket-missing", func(t *testing.T) {
