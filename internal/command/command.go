@@ -8,8 +8,9 @@ import (
 	"crypto"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"strings"
+
+	"github.com/signstar/signstar/internal/config"
 )
 
 // MaxLength is the longest command string accepted from a client.
@@ -75,10 +76,21 @@ func ParseRemote(s string) (*Request, error) {
 	return ParseWords(words, true)
 }
 
-var (
-	profileRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	wordRE    = regexp.MustCompile(`^[A-Za-z0-9._:/=+@,-]+$`)
-)
+// plainWord reports whether w is made only of the characters a command word
+// may hold: letters, digits and ._:/=+@,-. Anything a shell would treat
+// specially is missing from the list.
+func plainWord(w string) bool {
+	if w == "" {
+		return false
+	}
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._:/=+@,-", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
 
 // ParseWords parses a command already split into words. remote only changes
 // the wording of refusals for admin commands.
@@ -87,7 +99,7 @@ func ParseWords(words []string, remote bool) (*Request, error) {
 		return &Request{Name: Sign}, nil
 	}
 	for _, w := range words {
-		if !wordRE.MatchString(w) {
+		if !plainWord(w) {
 			return nil, refuse("refused word %q: commands are plain words without shell syntax", clip(w))
 		}
 	}
@@ -124,7 +136,7 @@ func ParseWords(words []string, remote bool) (*Request, error) {
 		}
 		switch {
 		case opt == "--profile" && (name == Sign || name == Pubkey):
-			if !profileRE.MatchString(val) {
+			if !config.ValidName(val) {
 				return nil, refuse("%q is not a profile name", clip(val))
 			}
 			req.Profile = val

@@ -4,6 +4,8 @@ import (
 	"crypto"
 	"strings"
 	"testing"
+
+	"github.com/signstar/signstar/internal/config"
 )
 
 func TestParseRemote(t *testing.T) {
@@ -110,7 +112,7 @@ func FuzzParseRemote(f *testing.F) {
 		if req.Name != Sign && (req.Armor || req.Expect != nil) {
 			t.Fatalf("%s with sign options", req.Name)
 		}
-		if req.Profile != "" && !profileRE.MatchString(req.Profile) {
+		if req.Profile != "" && !config.ValidName(req.Profile) {
 			t.Fatalf("bad profile %q", req.Profile)
 		}
 		for _, c := range []byte(s) {

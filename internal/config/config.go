@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -214,19 +215,79 @@ func (c *Config) check(loc *locator) error {
 	return nil
 }
 
-var (
-	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	userRE   = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}\$?$`)
-	sshKeyRE = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
-	slotRE   = regexp.MustCompile(`^(9a|9c|9d|9e|8[2-9a-f]|9[0-5])$`)
-)
+// Validators are plain loops rather than regular expressions: compiling
+// seven expressions costs a one-shot signing process a noticeable share of
+// its start-up, and these shapes are simple.
+
+// ValidName reports whether s may name a profile: 1 to 64 letters, digits,
+// '.', '_' or '-', starting with a letter or digit.
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 64 || !isAlnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '.' && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// validUser follows useradd's default NAME_REGEX, plus '.' and a trailing
+// '$' for machine accounts.
+func validUser(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c == '_':
+		case i > 0 && (c >= '0' && c <= '9' || c == '.' || c == '-'):
+		case i > 0 && i == len(s)-1 && c == '$':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validSSHKey accepts what ssh-keygen -lf prints for SHA-256: "SHA256:" and
+// 43 characters of unpadded base64.
+func validSSHKey(s string) bool {
+	b64, ok := strings.CutPrefix(s, "SHA256:")
+	if !ok || len(b64) != 43 {
+		return false
+	}
+	for i := 0; i < len(b64); i++ {
+		if c := b64[i]; !isAlnum(c) && c != '+' && c != '/' {
+			return false
+		}
+	}
+	return true
+}
+
+// validSlot accepts the PIV key slots: 9a, 9c, 9d, 9e and the retired
+// slots 82 to 95.
+func validSlot(s string) bool {
+	switch s {
+	case "9a", "9c", "9d", "9e":
+		return true
+	}
+	n, err := strconv.ParseUint(s, 16, 8)
+	return err == nil && len(s) == 2 && n >= 0x82 && n <= 0x95
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
 
 func (p *Profile) check(loc *locator, i int) error {
 	e := func(key, msg string) error { return loc.err("profile", i, key, msg) }
 	if p.Name == "" {
 		return e("name", "missing: every profile needs a name")
 	}
-	if !nameRE.MatchString(p.Name) {
+	if !ValidName(p.Name) {
 		return e("name", fmt.Sprintf("%q: use letters, digits, '.', '_' and '-' (at most 64)", p.Name))
 	}
 	switch p.Backend {
@@ -280,12 +341,12 @@ func (p *Profile) check(loc *locator, i int) error {
 		return e("users", "missing: list the Unix users allowed this profile")
 	}
 	for _, u := range p.Users {
-		if !userRE.MatchString(u) {
+		if !validUser(u) {
 			return e("users", fmt.Sprintf("%q is not a valid Unix user name", u))
 		}
 	}
 	for _, k := range p.SSHKeys {
-		if !sshKeyRE.MatchString(k) {
+		if !validSSHKey(k) {
 			return e("ssh_keys", fmt.Sprintf("%q is not an SSH key fingerprint: use the SHA256:... form of ssh-keygen -lf", k))
 		}
 	}
@@ -312,7 +373,7 @@ func (p *Profile) check(loc *locator, i int) error {
 			p.PIV.Slot = "9c"
 		}
 		p.PIV.Slot = strings.ToLower(p.PIV.Slot)
-		if !slotRE.MatchString(p.PIV.Slot) {
+		if !validSlot(p.PIV.Slot) {
 			return e("piv.slot", fmt.Sprintf("%q is not a PIV slot: use 9a, 9c, 9d, 9e or 82-95", p.PIV.Slot))
 		}
 		if p.PIV.PINFile == "" {
@@ -363,12 +424,14 @@ func quoteAll(l []string) []string {
 	return out
 }
 
-var sizeRE = regexp.MustCompile(`^([0-9]{1,19})\s*(B|KiB|MiB|GiB|TiB|K|M|G|T|KB|MB|GB|TB)?$`)
+var sizeRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([0-9]{1,19})\s*(B|KiB|MiB|GiB|TiB|K|M|G|T|KB|MB|GB|TB)?$`)
+})
 
 // ParseSize reads sizes like "4GiB", "512MiB", "1000" (bytes). K, M, G and T
 // are binary, like the -iB forms; KB, MB, GB and TB are decimal.
 func ParseSize(s string) (int64, error) {
-	m := sizeRE.FindStringSubmatch(strings.TrimSpace(s))
+	m := sizeRE().FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
 		return 0, fmt.Errorf("%q is not a size: use a number with B, KiB, MiB, GiB or TiB", s)
 	}
@@ -388,12 +451,12 @@ func ParseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-var rateRE = regexp.MustCompile(`^([0-9]{1,9})/([0-9]{0,9})(s|m|h|d)$`)
+var rateRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]{1,9})/([0-9]{0,9})(s|m|h|d)$`) })
 
 // ParseRate reads "N/PERIOD" where PERIOD is a count and a unit s, m, h or d:
 // "100/1h", "1/30d", "10/m".
 func ParseRate(s string) (*Rate, error) {
-	m := rateRE.FindStringSubmatch(strings.TrimSpace(s))
+	m := rateRE().FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
 		return nil, fmt.Errorf("%q is not a rate: use N/PERIOD such as \"100/1h\" or \"1/30d\" (units s, m, h, d)", s)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 )
@@ -15,7 +16,10 @@ type locator struct {
 	lines []string
 }
 
-var headerRE = regexp.MustCompile(`^\s*\[\[?\s*([A-Za-z0-9_.\-" ]+?)\s*\]\]?\s*(#.*)?$`)
+// headerRE is compiled only when an error needs a line number.
+var headerRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\s*\[\[?\s*([A-Za-z0-9_.\-" ]+?)\s*\]\]?\s*(#.*)?$`)
+})
 
 // line returns the 1-based line of key inside the table header (the idx-th
 // [[header]] for arrays, idx < 0 for plain tables), or of the header itself
@@ -28,7 +32,7 @@ func (l *locator) line(header string, idx int, key string) int {
 	cur, count, headerLine, inTable := "", -1, 0, header == ""
 	keyRE := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(leaf) + `"?\s*=`)
 	for n, text := range l.lines {
-		if m := headerRE.FindStringSubmatch(text); m != nil {
+		if m := headerRE().FindStringSubmatch(text); m != nil {
 			cur = strings.ReplaceAll(m[1], " ", "")
 			if cur == header && strings.HasPrefix(strings.TrimSpace(text), "[[") {
 				count++
@@ -67,7 +71,7 @@ func (l *locator) errKey(k toml.Key, msg string) error {
 	keyRE := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(leaf) + `"?\s*=`)
 	cur := ""
 	for n, text := range l.lines {
-		if m := headerRE.FindStringSubmatch(text); m != nil {
+		if m := headerRE().FindStringSubmatch(text); m != nil {
 			cur = strings.ReplaceAll(m[1], " ", "")
 			if cur == k.String() && line == 0 {
 				line = n + 1
@@ -84,7 +88,7 @@ func (l *locator) errKey(k toml.Key, msg string) error {
 		// Name the profile by its position, as every other error does.
 		n := 0
 		for _, text := range l.lines[:line] {
-			if m := headerRE.FindStringSubmatch(text); m != nil && strings.ReplaceAll(m[1], " ", "") == "profile" &&
+			if m := headerRE().FindStringSubmatch(text); m != nil && strings.ReplaceAll(m[1], " ", "") == "profile" &&
 				strings.HasPrefix(strings.TrimSpace(text), "[[") {
 				n++
 			}

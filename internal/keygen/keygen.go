@@ -10,6 +10,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -24,7 +25,9 @@ type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
-var uidRE = regexp.MustCompile(`^([^<>()\x00]+?) <([^<>()\x00\s]+@[^<>()\x00\s]+)>$`)
+var uidRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([^<>()\x00]+?) <([^<>()\x00\s]+@[^<>()\x00\s]+)>$`)
+})
 
 // Config returns the go-crypto configuration for algo.
 func Config(algo string, t time.Time) (*packet.Config, error) {
@@ -48,7 +51,7 @@ func Config(algo string, t time.Time) (*packet.Config, error) {
 
 // New makes a signing key for uid ("Name <mail>").
 func New(uid, algo string, t time.Time) (*openpgp.Entity, error) {
-	m := uidRE.FindStringSubmatch(strings.TrimSpace(uid))
+	m := uidRE().FindStringSubmatch(strings.TrimSpace(uid))
 	if m == nil {
 		return nil, &UsageError{fmt.Sprintf("--uid %q: use \"Name <mail@example.org>\"", uid)}
 	}

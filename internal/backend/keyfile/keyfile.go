@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/rsa"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	pgpecdsa "github.com/ProtonMail/go-crypto/openpgp/ecdsa"
 	"github.com/ProtonMail/go-crypto/openpgp/eddsa"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	circled "github.com/cloudflare/circl/sign/ed25519"
 
 	"github.com/signstar/signstar/internal/backend"
 )
@@ -134,14 +134,14 @@ func Signer(priv *packet.PrivateKey) (crypto.Signer, error) {
 		}
 		return sk, nil
 	case *eddsa.PrivateKey:
-		var sk ed25519.PrivateKey
-		switch len(k.D) {
-		case ed25519.SeedSize:
-			sk = ed25519.NewKeyFromSeed(k.D)
-		default:
+		// circl's Ed25519 (already linked through go-crypto) carries its
+		// base-point table precomputed; the standard library builds it on
+		// first use, which costs a one-shot process most of a millisecond.
+		if len(k.D) != circled.SeedSize {
 			return nil, errors.New("malformed Ed25519 secret key")
 		}
-		if !bytes.Equal(sk.Public().(ed25519.PublicKey), k.X) {
+		sk := circled.NewKeyFromSeed(k.D)
+		if !bytes.Equal(sk.Public().(circled.PublicKey), k.X) {
 			return nil, errors.New("Ed25519 secret key does not match its public key")
 		}
 		return sk, nil
