@@ -173,7 +173,7 @@ func startAgent(t *testing.T, secretKey string) string {
 func TestLandlockAlone(t *testing.T) {
 	if !inChild(t) {
 		if Check().LandlockABI < MinLandlockABI {
-			t.Skipf("this kernel has Landlock ABI %d", Check().LandlockABI)
+			testenv.Missing(t, fmt.Sprintf("this kernel has Landlock ABI %d", Check().LandlockABI))
 		}
 		fx := newFixture(t)
 		out := runChild(t, fx)
