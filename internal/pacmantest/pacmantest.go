@@ -86,9 +86,7 @@ func Build(dir string, p Package) ([]byte, error) {
 	}
 	out := filepath.Join(dir, p.FileName())
 	args := []string{"--zstd", "-cf", out, "-C", stage, ".PKGINFO"}
-	for _, top := range sortedKeys(tops) {
-		args = append(args, top)
-	}
+	args = append(args, sortedKeys(tops)...)
 	if _, err := run(nil, "bsdtar", args...); err != nil {
 		return nil, err
 	}
@@ -163,9 +161,18 @@ type Env struct {
 // Run lays out a file:// repository, a pacman.conf and a keyring below dir
 // (which must exist), trusts o.Certs, runs pacman -Sy NAME with SigLevel =
 // Required TrustedOnly and checks that pacman installed the package and
-// validated it by signature. Call Close afterwards, even after an error:
-// pacman-key leaves a gpg-agent running in the keyring.
+// validated it by signature. Call Close when done: pacman-key leaves a
+// gpg-agent running in the keyring. On error Run stops it itself.
 func Run(dir string, o Options) (*Env, error) {
+	e, err := setup(dir, o)
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func setup(dir string, o Options) (*Env, error) {
 	if len(o.Certs) == 0 || o.Name == "" || o.PkgFile == "" || o.Pkg == nil || o.PkgSig == nil || o.DB == nil || o.DBSig == nil {
 		return nil, errors.New("pacmantest: Options need Certs, Name, PkgFile, Pkg, PkgSig, DB and DBSig")
 	}
@@ -235,15 +242,14 @@ func Run(dir string, o Options) (*Env, error) {
 	}
 
 	e.progress("pacman -Sy %s (database and package signatures checked)", o.Name)
-	out, err := e.pacman(o.Output, "--noconfirm", "--noprogressbar", "-Sy", o.Name)
-	if err != nil {
+	if _, err := e.pacman(o.Output, "--noconfirm", "--noprogressbar", "-Sy", o.Name); err != nil {
 		return e, err
 	}
 	// -Qk fails when a file of the package is missing from the root.
 	if _, err := e.pacman(nil, "-Qk", o.Name); err != nil {
 		return e, err
 	}
-	out, err = e.pacman(nil, "-Qi", o.Name)
+	out, err := e.pacman(nil, "-Qi", o.Name)
 	if err != nil {
 		return e, err
 	}
@@ -332,7 +338,8 @@ func (e *Env) RefuseTamperedPackage() (string, error) {
 	if before != after {
 		return "", fmt.Errorf("pacman refused the changed package but the root changed anyway:\n%s\n---\n%s", before, after)
 	}
-	return errorLine(out, line), nil
+	// Name the file below Dir: the full temporary path is noise.
+	return strings.ReplaceAll(errorLine(out, line), e.Dir+string(filepath.Separator), ""), nil
 }
 
 // Close stops the GnuPG daemons pacman-key started in the keyring. It does

@@ -87,8 +87,8 @@ func TestRunFails(t *testing.T) {
 			}
 			defer os.RemoveAll(dir)
 			env, err := Run(dir, o)
-			defer env.Close()
 			if err == nil {
+				env.Close()
 				t.Fatalf("pacman installed %s", o.Name)
 			}
 			if !strings.Contains(err.Error(), tc.want) {

@@ -66,10 +66,10 @@ func Install(t testing.TB, o Options) *Env {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	env, err := Run(dir, o)
-	t.Cleanup(func() { env.Close() })
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { env.Close() })
 	return env
 }
 

@@ -19,8 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ProtonMail/go-crypto/openpgp"
-
+	"github.com/signstar/signstar/internal/pacmantest"
 	"github.com/signstar/signstar/internal/sshtest"
 )
 
@@ -157,7 +156,7 @@ func copyFile(from, to string, mode os.FileMode) error {
 // pacmanCheck hands the signed database and package to pacman, as a mirror
 // would: a repository on file://, a keyring that trusts only the signing
 // key, SigLevel = Required TrustedOnly, then sync and install into a
-// throwaway root.
+// throwaway root (internal/pacmantest, which the backend tests use too).
 func pacmanCheck(dir, pub string, files []string) error {
 	var db, pkg string
 	for _, f := range files {
@@ -171,96 +170,57 @@ func pacmanCheck(dir, pub string, files []string) error {
 	if db == "" || pkg == "" {
 		return nil
 	}
-	if _, err := exec.LookPath("pacman"); err != nil {
-		return fmt.Errorf("pacman not found: apt-get install pacman-package-manager")
-	}
-	repo := filepath.Join(dir, "repo")
-	root := filepath.Join(dir, "root")
-	for _, d := range []string{repo, filepath.Join(root, "var/lib/pacman"), filepath.Join(dir, "pacman-db"), filepath.Join(dir, "cache")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
+	for _, tool := range pacmantest.Tools {
+		if _, err := exec.LookPath(tool[0]); err != nil {
+			return fmt.Errorf("%s not found: apt-get install %s", tool[0], tool[1])
 		}
 	}
-	name := strings.SplitN(filepath.Base(db), ".db.tar.", 2)[0]
+	o := pacmantest.Options{
+		Repo:     strings.SplitN(filepath.Base(db), ".db.tar.", 2)[0],
+		Name:     strings.SplitN(filepath.Base(pkg), "-", 2)[0],
+		PkgFile:  filepath.Base(pkg),
+		Progress: func(s string) { step("%s", s) },
+		Output:   os.Stdout,
+	}
 	sigs := filepath.Join(dir, "out")
-	copies := [][2]string{
-		{db, filepath.Join(repo, filepath.Base(db))},
-		{db, filepath.Join(repo, name+".db")},
-		{filepath.Join(sigs, filepath.Base(db)+".sig"), filepath.Join(repo, name+".db.sig")},
-		{pkg, filepath.Join(repo, filepath.Base(pkg))},
-		{filepath.Join(sigs, filepath.Base(pkg)+".sig"), filepath.Join(repo, filepath.Base(pkg)+".sig")},
-	}
-	for _, c := range copies {
-		if err := copyFile(c[0], c[1], 0o644); err != nil {
+	for _, r := range []struct {
+		path string
+		dst  *[]byte
+	}{
+		{pub, nil}, {pkg, &o.Pkg}, {filepath.Join(sigs, filepath.Base(pkg)+".sig"), &o.PkgSig},
+		{db, &o.DB}, {filepath.Join(sigs, filepath.Base(db)+".sig"), &o.DBSig},
+	} {
+		data, err := os.ReadFile(r.path)
+		if err != nil {
 			return err
 		}
+		if r.dst == nil {
+			o.Certs = append(o.Certs, data)
+			continue
+		}
+		*r.dst = data
 	}
-	conf := filepath.Join(dir, "pacman.conf")
-	gpgdir := filepath.Join(dir, "pacman-gnupg")
-	text := fmt.Sprintf("[options]\nRootDir = %s\nDBPath = %s\nCacheDir = %s\nLogFile = %s\nGPGDir = %s\nHookDir = %s\nArchitecture = auto\nSigLevel = Required TrustedOnly\n\n[%s]\nServer = file://%s\n",
-		root, filepath.Join(dir, "pacman-db"), filepath.Join(dir, "cache"), filepath.Join(dir, "pacman.log"), gpgdir, filepath.Join(dir, "hooks"), name, repo)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+	pdir := filepath.Join(dir, "pacman")
+	if err := os.Mkdir(pdir, 0o755); err != nil {
 		return err
 	}
-	fpr, err := fingerprint(pub)
+	env, err := pacmantest.Run(pdir, o)
 	if err != nil {
 		return err
 	}
-	step("pacman: a keyring that trusts only %s, SigLevel = Required TrustedOnly", fpr)
-	for _, args := range [][]string{
-		{"pacman-key", "--config", conf, "--gpgdir", gpgdir, "--init"},
-		{"pacman-key", "--config", conf, "--gpgdir", gpgdir, "--add", pub},
-		{"pacman-key", "--config", conf, "--gpgdir", gpgdir, "--lsign-key", fpr},
-	} {
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, out)
-		}
+	defer env.Close()
+	for _, l := range env.Info {
+		fmt.Println("    " + l)
 	}
-	pkgname := strings.SplitN(filepath.Base(pkg), "-", 2)[0]
-	step("pacman -Sy %s (database and package signatures checked)", pkgname)
-	cmd := exec.Command("pacman", "--config", conf, "--noconfirm", "--noprogressbar", "-Sy", pkgname)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("pacman -Sy: %v", err)
-	}
-	out, err := exec.Command("pacman", "--config", conf, "-Qi", pkgname).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("pacman -Qi: %v: %s", err, out)
-	}
-	for _, l := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(l, "Name") || strings.HasPrefix(l, "Version") || strings.HasPrefix(l, "Validated By") {
-			fmt.Println("    " + l)
-		}
-	}
-	step("pacman refuses the database once a byte changes")
-	f, err := os.OpenFile(filepath.Join(repo, name+".db"), os.O_WRONLY|os.O_APPEND, 0)
+	line, err := env.RefuseTamperedDB()
 	if err != nil {
 		return err
 	}
-	f.Write([]byte{0})
-	f.Close()
-	out, err = exec.Command("pacman", "--config", conf, "--noconfirm", "--noprogressbar", "-Syy").CombinedOutput()
-	if err == nil {
-		return fmt.Errorf("pacman accepted a tampered database:\n%s", out)
+	fmt.Println("    " + line)
+	line, err = env.RefuseTamperedPackage()
+	if err != nil {
+		return err
 	}
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if strings.HasPrefix(l, "error:") {
-			fmt.Println("    " + l)
-		}
-	}
+	fmt.Println("    " + line)
 	return nil
-}
-
-// fingerprint reads the primary key fingerprint of an armored certificate.
-func fingerprint(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	el, err := openpgp.ReadArmoredKeyRing(f)
-	if err != nil || len(el) != 1 {
-		return "", fmt.Errorf("%s: not one certificate", path)
-	}
-	return fmt.Sprintf("%X", el[0].PrimaryKey.Fingerprint), nil
 }
