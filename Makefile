@@ -10,10 +10,10 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Build: cgo against libseccomp and libpcsclite.
 BUILD_DEBS  := gcc pkg-config libseccomp-dev libpcsclite-dev
 # Real peers the tests and the demo talk to.
-PEER_DEBS   := gnupg gpg-agent gpgv sqv sq pacman-package-manager makepkg libarchive-tools zstd \
+PEER_DEBS   := gnupg gpg-agent gpgconf gpgv sqv sq pacman-package-manager makepkg libarchive-tools zstd xz-utils \
                openssh-server openssh-client pcscd vsmartcard-vpcd xorriso util-linux e2fsprogs \
                passwd procps
-BENCH_DEBS  := time hyperfine
+BENCH_DEBS  := time
 
 .PHONY: all build deps bench-deps test lint unit demo bench fuzz clean
 
