@@ -112,14 +112,14 @@ func Database(dir, repo, pkgFile string, pkg, pkgSig []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Contains(gunzipList(db), []byte("%PGPSIG%")) {
+	if !bytes.Contains(dbEntries(db), []byte("%PGPSIG%")) {
 		return nil, fmt.Errorf("pacmantest: repo-add did not embed the signature of %s in %s", pkgFile, filepath.Base(db))
 	}
 	return data, nil
 }
 
-// gunzipList returns the concatenated desc files of a database, or nil.
-func gunzipList(db string) []byte {
+// dbEntries returns the concatenated desc files of a database, or nil.
+func dbEntries(db string) []byte {
 	out, err := run(nil, "bsdtar", "-xOf", db)
 	if err != nil {
 		return nil
