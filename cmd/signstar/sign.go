@@ -123,7 +123,7 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 			extra.Write(b)
 		}
 	}
-	in, err := signer.Read(r.stdin, h, p.MaxSize, observe)
+	in, err := signer.Read(&idleReader{f: r.stdin, idle: idleTimeout}, h, p.MaxSize, observe)
 	if err != nil {
 		var part *signer.Partial
 		if errors.As(err, &part) {
@@ -134,6 +134,9 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 		}
 		if sig := interrupted.Load(); sig != nil {
 			return r.failed(fmt.Sprintf("interrupted by %v while reading the artifact", sig))
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return r.failed(fmt.Sprintf("no data from the client for %v after %d bytes; nothing was signed", idleTimeout, r.rec.Size))
 		}
 		return r.failed("cannot read the artifact from stdin: " + errText(err))
 	}
@@ -231,6 +234,30 @@ func armorSignature(sig []byte) ([]byte, error) {
 	}
 	buf.WriteByte('\n')
 	return buf.Bytes(), nil
+}
+
+// idleTimeout bounds how long an upload may stall. A client that keeps the
+// connection open without sending would otherwise hold the process, and
+// with a PIV profile the card, for ever.
+var idleTimeout = 10 * time.Minute
+
+// idleReader gives every read of stdin a deadline. Regular files do not
+// take deadlines (they never stall), and that error is ignored.
+type idleReader struct {
+	f    *os.File
+	idle time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	if interrupted.Load() != nil {
+		return 0, os.ErrDeadlineExceeded
+	}
+	r.f.SetReadDeadline(time.Now().Add(r.idle))
+	if interrupted.Load() != nil {
+		// A signal between the check and the deadline above.
+		return 0, os.ErrDeadlineExceeded
+	}
+	return r.f.Read(p)
 }
 
 // stopOnSignal turns SIGHUP, SIGINT and SIGTERM into a read error, so that
