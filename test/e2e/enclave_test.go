@@ -11,9 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,55 +75,24 @@ func newEnclave(t *testing.T, o enclaveOptions) *enclave {
 	if binDir == "" {
 		t.Fatal("signstar was not built")
 	}
-	dir, err := sshtest.SafeTempDir("e2e")
+	l, err := sshtest.NewEnclave("e2e", filepath.Join(binDir, "signstar"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { sshtest.RemoveAll(dir) })
-	e := &enclave{dir: dir}
-	for _, d := range []string{"bin", "etc", "log"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.bin = filepath.Join(dir, "bin", "signstar")
-	copyFile(t, filepath.Join(binDir, "signstar"), e.bin, 0o755)
-	e.config = filepath.Join(dir, "etc", "config.toml")
-	e.log = filepath.Join(dir, "log", "audit.jsonl")
-	e.pub = filepath.Join(dir, "etc", "repo.pub.asc")
-
+	t.Cleanup(func() { l.Remove() })
+	e := &enclave{dir: l.Dir, bin: l.Bin, config: l.Config, log: l.Log, pub: l.Pub}
 	e.Server = sshtest.New(t, sshtest.Config{
 		Deployment: o.deployment,
-		Program:    e.bin,
-		Args:       []string{"--config", e.config},
+		Program:    l.Bin,
+		Args:       l.Args(),
 		Keys:       o.keys,
 	})
-	signer, err := user.Lookup(e.User)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gid, _ := strconv.Atoi(signer.Gid)
-
-	// The secret key: the signer's own, read-only, in a root-owned
-	// directory (signstar refuses a key open to group or others).
-	uid, _ := strconv.Atoi(signer.Uid)
-	key := filepath.Join(dir, "etc", "repo.key.asc")
-	copyFile(t, repoFile(t, "testdata/keys/ed25519.key"), key, 0o400)
-	copyFile(t, repoFile(t, "testdata/keys/ed25519.pub"), e.pub, 0o644)
-	if err := os.Chown(key, uid, gid); err != nil {
-		t.Fatal(err)
-	}
 
 	profiles := o.profiles
 	for _, name := range o.keys {
 		profiles = strings.ReplaceAll(profiles, "{KEY:"+name+"}", e.Key(name).Fingerprint)
 	}
-	cfg := fmt.Sprintf(`[audit]
-path = %q
-
-[sandbox]
-mode = "best-effort"
-%s
+	profiles += fmt.Sprintf(`
 [[profile]]
 name = "repo"
 backend = "keyfile"
@@ -134,29 +101,11 @@ hash = "sha256"
 max_size = "64MiB"
 kinds = ["any"]
 users = [%q]
-`, e.log, profiles, key, e.User)
-	if err := os.WriteFile(e.config, []byte(cfg), 0o640); err != nil {
+`, l.Key, e.User)
+	if err := l.Install(e.User, sshtest.EnclaveOptions{Sandbox: "enforce", Profiles: profiles}); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(e.config, 0, gid); err != nil {
-		t.Fatal(err)
-	}
-
-	// The log: created by root, writable by the signer group, append-only
-	// where the file system allows it.
-	if err := os.WriteFile(e.log, nil, 0o660); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(e.log, 0, gid); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(e.log, 0o660); err != nil { // past the umask
-		t.Fatal(err)
-	}
-	e.appendOnly, err = sshtest.AppendOnly(e.log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.appendOnly = l.AppendOnly
 	if !e.appendOnly {
 		t.Logf("%s: file system has no append-only attribute; relying on audit verify", e.log)
 	}
@@ -244,20 +193,6 @@ func (e *enclave) verifySig(t *testing.T, data, sig []byte) {
 	sqv := testenv.NeedTool(t, "sqv", "sqv")
 	if out, err := exec.Command(sqv, "--keyring", e.pub, sigPath, dataPath).CombinedOutput(); err != nil {
 		t.Errorf("sqv rejects the signature: %v\n%s", err, out)
-	}
-}
-
-func copyFile(t *testing.T, from, to string, mode os.FileMode) {
-	t.Helper()
-	data, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, data, mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(to, mode); err != nil {
-		t.Fatal(err)
 	}
 }
 

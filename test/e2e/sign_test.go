@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +31,10 @@ func sha256Digest(b []byte) string {
 	s := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(s[:])
 }
+
+// enforced is the audit record's sandbox field when landlock (any ABI),
+// seccomp, no_new_privs and the descriptor sweep were all applied.
+var enforced = regexp.MustCompile(`^landlock=[1-9][0-9]*,seccomp,nnp$`)
 
 // TestSignThroughSSH is the seeds' deployment: ssh signer@host < FILE >
 // FILE.sig, verified by gpgv and sqv, audited with user, client and key.
@@ -77,6 +82,11 @@ func TestSignThroughSSH(t *testing.T) {
 				}
 				if rec.Signature == "" || rec.Key == "" {
 					t.Errorf("%s: record without signature or key: %+v", c.name, rec)
+				}
+				// The enclave runs mode = "enforce": a signature means
+				// every layer was applied (sandbox.Report.String).
+				if !enforced.MatchString(rec.Sandbox) {
+					t.Errorf("%s: audit record sandbox %q, want landlock=ABI,seccomp,nnp", c.name, rec.Sandbox)
 				}
 			}
 			// pubkey and version are the other remote commands.
