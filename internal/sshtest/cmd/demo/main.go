@@ -13,9 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -38,64 +36,31 @@ func run(bin string, files []string) error {
 	if bin == "" || len(files) == 0 {
 		return fmt.Errorf("usage: demo -signstar PATH FILE [FILE]")
 	}
-	dir, err := sshtest.SafeTempDir("demo")
+	e, err := sshtest.NewEnclave("demo", bin)
 	if err != nil {
 		return err
 	}
-	defer sshtest.RemoveAll(dir)
-	for _, d := range []string{"bin", "etc", "log", "out"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
-			return err
-		}
-	}
-	prog := filepath.Join(dir, "bin", "signstar")
-	if err := copyFile(bin, prog, 0o755); err != nil {
+	defer e.Remove()
+	if err := os.Mkdir(filepath.Join(e.Dir, "out"), 0o755); err != nil {
 		return err
 	}
-	cfgPath := filepath.Join(dir, "etc", "config.toml")
-	step("starting a throwaway sshd on 127.0.0.1 (ForceCommand %s --config %s)", prog, cfgPath)
-	s, err := sshtest.Start(sshtest.Config{Program: prog, Args: []string{"--config", cfgPath}})
+	step("starting a throwaway sshd on 127.0.0.1 (ForceCommand %s --config %s)", e.Bin, e.Config)
+	s, err := sshtest.Start(sshtest.Config{Program: e.Bin, Args: e.Args()})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	fmt.Printf("    port %d, user %s, client key %s\n", s.Port, s.User, s.Key("client").Fingerprint)
 
-	u, err := user.Lookup(s.User)
-	if err != nil {
+	profile := fmt.Sprintf("[[profile]]\nname = \"repo\"\nbackend = \"keyfile\"\nkey = %q\nkinds = [\"pacman-db\", \"pacman-package\"]\nusers = [%q]\n", e.Key, s.User)
+	if err := e.Install(s.User, sshtest.EnclaveOptions{Sandbox: "enforce", Profiles: profile}); err != nil {
 		return err
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	keySrc, err := sshtest.RepoFile("testdata/keys/ed25519.key")
-	if err != nil {
-		return err
-	}
-	pubSrc, _ := sshtest.RepoFile("testdata/keys/ed25519.pub")
-	key := filepath.Join(dir, "etc", "repo.key.asc")
-	logPath := filepath.Join(dir, "log", "audit.jsonl")
-	if err := copyFile(keySrc, key, 0o400); err != nil {
-		return err
-	}
-	if err := os.Chown(key, uid, gid); err != nil {
-		return err
-	}
-	cfg := fmt.Sprintf("[audit]\npath = %q\n\n[sandbox]\nmode = \"enforce\"\n\n[[profile]]\nname = \"repo\"\nbackend = \"keyfile\"\nkey = %q\nkinds = [\"pacman-db\", \"pacman-package\"]\nusers = [%q]\n", logPath, key, s.User)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(logPath, nil, 0o660); err != nil {
-		return err
-	}
-	os.Chmod(logPath, 0o660)
-	if err := os.Chown(logPath, 0, gid); err != nil {
-		return err
-	}
-	if ok, _ := sshtest.AppendOnly(logPath); ok {
+	if e.AppendOnly {
 		fmt.Println("    audit log is append-only (chattr +a)")
 	}
-	keyring := filepath.Join(dir, "out", "keyring.gpg")
-	if out, err := exec.Command("gpg", "--batch", "--homedir", filepath.Join(dir, "out"), "--dearmor", "--output", keyring, pubSrc).CombinedOutput(); err != nil {
+	keyring := filepath.Join(e.Dir, "out", "keyring.gpg")
+	if out, err := exec.Command("gpg", "--batch", "--homedir", filepath.Join(e.Dir, "out"), "--dearmor", "--output", keyring, e.Pub).CombinedOutput(); err != nil {
 		return fmt.Errorf("gpg --dearmor: %v: %s", err, out)
 	}
 
@@ -111,46 +76,35 @@ func run(bin string, files []string) error {
 		if err != nil || r.ExitCode != 0 {
 			return fmt.Errorf("ssh: %v, exit %d: %s", err, r.ExitCode, r.Stderr)
 		}
-		sig := filepath.Join(dir, "out", filepath.Base(f)+".sig")
+		sig := filepath.Join(e.Dir, "out", filepath.Base(f)+".sig")
 		if err := os.WriteFile(sig, r.Stdout, 0o644); err != nil {
 			return err
 		}
 		step("gpgv %s.sig %s", filepath.Base(f), filepath.Base(f))
-		out, err := exec.Command("gpgv", "--homedir", filepath.Join(dir, "out"), "--keyring", keyring, sig, f).CombinedOutput()
+		out, err := exec.Command("gpgv", "--homedir", filepath.Join(e.Dir, "out"), "--keyring", keyring, sig, f).CombinedOutput()
 		os.Stdout.Write(out)
 		if err != nil {
 			return fmt.Errorf("gpgv: %v", err)
 		}
 	}
-	if err := pacmanCheck(dir, pubSrc, files); err != nil {
+	if err := pacmanCheck(e.Dir, e.Pub, files); err != nil {
 		return err
 	}
 	step("what the client may not do: ssh signer@127.0.0.1 cat /etc/passwd")
 	r, _ := s.Run(context.Background(), nil, "client", nil, "cat", "/etc/passwd")
 	fmt.Printf("    exit %d: %s", r.ExitCode, r.Stderr)
 
-	step("audit log %s", logPath)
-	log, _ := os.ReadFile(logPath)
+	step("audit log %s", e.Log)
+	log, _ := os.ReadFile(e.Log)
 	os.Stdout.Write(log)
 	step("signstar audit verify")
-	out, err := exec.Command(prog, "--config", cfgPath, "audit", "verify").CombinedOutput()
+	out, err := exec.Command(e.Bin, "--config", e.Config, "audit", "verify").CombinedOutput()
 	os.Stdout.Write(out)
 	if err != nil {
 		return fmt.Errorf("audit verify: %v", err)
 	}
 	step("cleaning up")
 	return nil
-}
-
-func copyFile(from, to string, mode os.FileMode) error {
-	data, err := os.ReadFile(from)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(to, data, mode); err != nil {
-		return err
-	}
-	return os.Chmod(to, mode)
 }
 
 // pacmanCheck hands the signed database and package to pacman, as a mirror
