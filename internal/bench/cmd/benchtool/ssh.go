@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/signstar/signstar/internal/sshtest"
@@ -34,23 +32,16 @@ func sshCmd(args []string) error {
 	if *bin == "" || *in == "" || *runs < 1 {
 		return errors.New("ssh needs -signstar and -in")
 	}
-	dir, err := sshtest.SafeTempDir("bench")
+	e, err := sshtest.NewEnclave("bench", abs(*bin))
 	if err != nil {
 		return err
 	}
-	defer sshtest.RemoveAll(dir)
-	for _, d := range []string{"bin", "etc", "log", "out"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
-			return err
-		}
-	}
-	prog := filepath.Join(dir, "bin", "signstar")
-	if err := copyFile(abs(*bin), prog, 0o755); err != nil {
+	defer e.Remove()
+	if err := os.Mkdir(filepath.Join(e.Dir, "out"), 0o755); err != nil {
 		return err
 	}
-	cfgPath := filepath.Join(dir, "etc", "config.toml")
-	dispatch := filepath.Join(dir, "bin", "dispatch")
-	script := fmt.Sprintf("#!/bin/sh\n# benchtool ssh: the forced command\nif [ \"$SSH_ORIGINAL_COMMAND\" = devnull ]; then exec cat > /dev/null; fi\nexec %s --config %s\n", prog, cfgPath)
+	dispatch := filepath.Join(e.Dir, "bin", "dispatch")
+	script := fmt.Sprintf("#!/bin/sh\n# benchtool ssh: the forced command\nif [ \"$SSH_ORIGINAL_COMMAND\" = devnull ]; then exec cat > /dev/null; fi\nexec %s --config %s\n", e.Bin, e.Config)
 	if err := os.WriteFile(dispatch, []byte(script), 0o755); err != nil {
 		return err
 	}
@@ -60,31 +51,8 @@ func sshCmd(args []string) error {
 	}
 	defer s.Close()
 
-	u, err := user.Lookup(s.User)
-	if err != nil {
-		return err
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	keyPath := filepath.Join(dir, "etc", "key.asc")
-	if err := copyFile(abs(*key), keyPath, 0o400); err != nil {
-		return err
-	}
-	if err := os.Chown(keyPath, uid, gid); err != nil {
-		return err
-	}
-	logPath := filepath.Join(dir, "log", "audit.jsonl")
-	cfg := fmt.Sprintf("[audit]\npath = %q\n\n[sandbox]\nmode = %q\n\n[[profile]]\nname = \"bench\"\nbackend = \"keyfile\"\nkey = %q\nmax_size = \"8GiB\"\nkinds = [\"any\"]\nusers = [%q]\n", logPath, *mode, keyPath, s.User)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(logPath, nil, 0o660); err != nil {
-		return err
-	}
-	if err := os.Chmod(logPath, 0o660); err != nil {
-		return err
-	}
-	if err := os.Chown(logPath, 0, gid); err != nil {
+	profile := fmt.Sprintf("[[profile]]\nname = \"bench\"\nbackend = \"keyfile\"\nkey = %q\nmax_size = \"8GiB\"\nkinds = [\"any\"]\nusers = [%q]\n", e.Key, s.User)
+	if err := e.Install(s.User, sshtest.EnclaveOptions{KeyFile: abs(*key), PubFile: abs(*pub), Sandbox: *mode, Profiles: profile}); err != nil {
 		return err
 	}
 
@@ -93,7 +61,7 @@ func sshCmd(args []string) error {
 	if err != nil {
 		return fmt.Errorf("ssh sign: %v", err)
 	}
-	if err := gpgv(dir, abs(*pub), sig.out, *in); err != nil {
+	if err := gpgv(e.Dir, e.Pub, sig.out, *in); err != nil {
 		return err
 	}
 	var signRuns, catRuns []sample
@@ -165,15 +133,4 @@ func gpgv(dir, pub string, sig []byte, data string) error {
 		return fmt.Errorf("gpgv refused the signature made over ssh: %v: %s", err, out)
 	}
 	return nil
-}
-
-func copyFile(from, to string, mode os.FileMode) error {
-	data, err := os.ReadFile(from)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(to, data, mode); err != nil {
-		return err
-	}
-	return os.Chmod(to, mode)
 }
