@@ -81,11 +81,12 @@ func TestVerifyFindsTampering(t *testing.T) {
 		l[i] = strings.Replace(l[i], old, new, 1)
 		return join(l)
 	}
-	cases := []struct {
+	type tamperCase struct {
 		name string
 		data []byte
 		line int
-	}{
+	}
+	cases := []tamperCase{
 		{"edited user", edit(1, `"user":"root"`, `"user":"toor"`), 3},
 		{"edited last, not canonical", edit(4, `"seq":5,`, `"seq":5 ,`), 5},
 		{"removed first", join(lines[1:]), 1},
@@ -94,6 +95,25 @@ func TestVerifyFindsTampering(t *testing.T) {
 		{"truncated", good[:len(good)-10], 5},
 		{"extra field", edit(2, `"prev":`, `"x":1,"prev":`), 3},
 	}
+	// The last line has no successor to catch an edit through prev; a
+	// signed record's own signature still ties its key and time.
+	four := lines[:4]
+	editLast := func(old, new string) []byte {
+		l := append([]string(nil), four...)
+		if !strings.Contains(l[3], old) {
+			t.Fatalf("line 4 has no %q", old)
+		}
+		l[3] = strings.Replace(l[3], old, new, 1)
+		return join(l)
+	}
+	if n, err := Verify(bytes.NewReader(join(four))); err != nil || n != 4 {
+		t.Fatalf("first four lines: %d, %v", n, err)
+	}
+	cases = append(cases,
+		tamperCase{"last line's time moved", editLast(`"time":"2026-11-22T00:00:13.`, `"time":"2026-11-22T00:00:12.`), 4},
+		tamperCase{"last line's key swapped", editLast(`"key":"A8202021F7A037DCC9CD520F421FF53DA0E1CB1F"`, `"key":"E155B5A1C0ACB420B59579B5AA0DD657A131FD30"`), 4},
+		tamperCase{"last line's digest algorithm", editLast(`"digest":"sha512:`, `"digest":"sha256:`), 4},
+	)
 	for _, c := range cases {
 		_, err := Verify(bytes.NewReader(c.data))
 		var ve *VerifyError

@@ -3,12 +3,16 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"crypto"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
 // VerifyError names the first line that does not fit the chain.
@@ -102,8 +106,8 @@ func parseLine(line []byte) (*Record, error) {
 		if r.Reason != "" || r.Signature == "" || r.Key == "" || r.Digest == "" {
 			return nil, errors.New("signed record without signature, key or digest, or with a reason")
 		}
-		if _, err := base64.StdEncoding.DecodeString(r.Signature); err != nil {
-			return nil, errors.New("signature is not base64")
+		if err := checkSignature(&r); err != nil {
+			return nil, err
 		}
 	case Refused, Failed:
 		if r.Reason == "" || r.Signature != "" {
@@ -116,4 +120,32 @@ func parseLine(line []byte) (*Record, error) {
 		return nil, errors.New("prev is not a SHA-256")
 	}
 	return &r, nil
+}
+
+// checkSignature ties a signed record's signature to the record: it must be
+// one v4 binary-document signature whose issuer is the record's key, made in
+// the record's second, with the hash the digest names. An edit to time, key
+// or digest algorithm of any line, the last one included, shows here.
+func checkSignature(r *Record) error {
+	raw, err := base64.StdEncoding.Strict().DecodeString(r.Signature)
+	if err != nil {
+		return errors.New("signature is not base64")
+	}
+	p, err := packet.Read(bytes.NewReader(raw))
+	sig, ok := p.(*packet.Signature)
+	if err != nil || !ok || sig.Version != 4 || sig.SigType != packet.SigTypeBinary {
+		return errors.New("signature is not a v4 binary-document OpenPGP signature")
+	}
+	if sig.IssuerFingerprint == nil || fmt.Sprintf("%X", sig.IssuerFingerprint) != r.Key {
+		return errors.New("signature was not made by the record's key")
+	}
+	t, _ := time.Parse(TimeFormat, r.Time)
+	if sig.CreationTime.Unix() != t.Unix() {
+		return errors.New("signature was not made at the record's time")
+	}
+	algo, _, _ := strings.Cut(r.Digest, ":")
+	if want := map[string]crypto.Hash{"sha256": crypto.SHA256, "sha512": crypto.SHA512}[algo]; want == 0 || sig.Hash != want {
+		return errors.New("signature hash does not match the record's digest algorithm")
+	}
+	return nil
 }
