@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"crypto"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -12,7 +14,10 @@ import (
 	"time"
 
 	"github.com/signstar/signstar/internal/audit"
+	"github.com/signstar/signstar/internal/backend"
+	"github.com/signstar/signstar/internal/backend/keyfile"
 	"github.com/signstar/signstar/internal/config"
+	"github.com/signstar/signstar/internal/signer"
 )
 
 func mustRate(t testing.TB, s string) *config.Rate {
@@ -46,8 +51,12 @@ func request(logPath, profile string, rate *config.Rate, now time.Time) (bool, e
 	case err != nil:
 		return false, err
 	default:
-		// What signing would fill in; audit verify wants them.
-		rec.Key, rec.Digest, rec.Signature = "0123456789ABCDEF", "sha256:00", "c2ln"
+		// What signing fills in: audit verify checks the signature
+		// against the record's key, time and digest.
+		rec.Key, rec.Digest, rec.Signature, err = testSignature(now)
+		if err != nil {
+			return false, err
+		}
 	}
 	if err := tx.Append(rec); err != nil {
 		return false, err
@@ -268,4 +277,35 @@ func verifyLog(t *testing.T, path string) (int, error) {
 	}
 	defer f.Close()
 	return audit.Verify(f)
+}
+
+// testSignature signs a small artifact at t with the repository's test key,
+// as signstar would, and returns the record's key, digest and signature.
+func testSignature(t time.Time) (key, digest, sig string, err error) {
+	data, err := os.ReadFile("../../testdata/keys/ed25519.key")
+	if err != nil {
+		return "", "", "", err
+	}
+	dir, err := os.MkdirTemp("", "policy-key")
+	if err != nil {
+		return "", "", "", err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "k.asc")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return "", "", "", err
+	}
+	k, err := keyfile.Open(path, "", time.Now())
+	if err != nil {
+		return "", "", "", err
+	}
+	in, err := signer.Read(strings.NewReader("artifact"), crypto.SHA256, 0, nil)
+	if err != nil {
+		return "", "", "", err
+	}
+	raw, err := signer.Sign(in, k, t)
+	if err != nil {
+		return "", "", "", err
+	}
+	return backend.Fingerprint(k.Public), in.DigestString(), base64.StdEncoding.EncodeToString(raw), nil
 }
