@@ -104,6 +104,7 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 		return r.failed(fmt.Sprintf("profile %s: %v", p.Name, err))
 	}
 
+	growPipe(r.stdin)
 	report, err := lockdown(cfg, r.log)
 	r.rec.Sandbox = report
 	if err != nil {
