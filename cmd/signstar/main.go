@@ -131,6 +131,11 @@ func parseInvocation(args []string, getenv func(string) string) (*invocation, er
 	}
 	if hasC {
 		inv.remote = true
+		// sshd runs a ForceCommand through the user's shell; when that
+		// shell is signstar too, the "command" is signstar's own path.
+		if first, _, _ := strings.Cut(strings.TrimSpace(inv.command), " "); strings.HasPrefix(first, "/") && filepath.Base(first) == "signstar" {
+			return nil, &usageError{"signstar is both the login shell and the ForceCommand of this user: configure one of them (see README, sshd)"}
+		}
 		return inv, nil
 	}
 	if inv.remote {
