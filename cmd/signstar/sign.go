@@ -284,14 +284,10 @@ func errText(err error) string {
 // loadCertificate reads the profile's certificate: the public part of the
 // key file, or the certificate file of an agent or card profile.
 func loadCertificate(p *config.Profile) (*openpgp.Entity, error) {
-	data, err := backend.ReadFile(p.Key)
-	if err != nil {
+	e, err := backend.ReadEntity(p.Key)
+	var pe *os.PathError
+	if errors.As(err, &pe) {
 		return nil, fmt.Errorf("cannot read key %s: %s", p.Key, errText(err))
 	}
-	e, err := backend.ParseEntity(data)
-	clear(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", p.Key, err)
-	}
-	return e, nil
+	return e, err
 }

@@ -91,6 +91,22 @@ func CheckPrivate(path string) error {
 	return nil
 }
 
+// ReadEntity reads the key or certificate file at path and parses it with
+// ParseEntity. Read errors come back as they are; a parse error names path.
+// The file's bytes are cleared afterwards, since they may hold a secret key.
+func ReadEntity(path string) (*openpgp.Entity, error) {
+	data, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	e, err := ParseEntity(data)
+	clear(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return e, nil
+}
+
 // ParseEntity reads exactly one transferable key (public or secret, armored
 // or binary).
 func ParseEntity(data []byte) (*openpgp.Entity, error) {

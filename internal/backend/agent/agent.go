@@ -73,13 +73,9 @@ func (e *NoKeyError) Error() string {
 // line answers the agent's passphrase inquiries (loopback pinentry); it is
 // read now and kept in memory until Close.
 func Open(certPath, socket, passphraseFile string, now time.Time) (*backend.Key, error) {
-	data, err := backend.ReadFile(certPath)
+	cert, err := backend.ReadEntity(certPath)
 	if err != nil {
 		return nil, err
-	}
-	cert, err := backend.ParseEntity(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", certPath, err)
 	}
 	keys, err := backend.SigningKeys(cert, now)
 	if err != nil {

@@ -32,14 +32,9 @@ func Open(path, passphraseFile string, now time.Time) (*backend.Key, error) {
 	if err := backend.CheckPrivate(path); err != nil {
 		return nil, err
 	}
-	data, err := backend.ReadFile(path)
+	e, err := backend.ReadEntity(path)
 	if err != nil {
 		return nil, err
-	}
-	e, err := backend.ParseEntity(data)
-	clear(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	keys, err := backend.SigningKeys(e, now)
 	if err != nil {

@@ -63,13 +63,9 @@ func ParseSlot(name string) (pivgo.Slot, error) {
 // Sign. The card stays open, exclusively, until Close: signing needs no new
 // file or socket.
 func Open(certPath string, cfg config.PIV, now time.Time) (*backend.Key, error) {
-	data, err := backend.ReadFile(certPath)
+	e, err := backend.ReadEntity(certPath)
 	if err != nil {
 		return nil, err
-	}
-	e, err := backend.ParseEntity(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", certPath, err)
 	}
 	keys, err := backend.SigningKeys(e, now)
 	if err != nil {
