@@ -253,11 +253,17 @@ func (r *run) refuse(reason string) int { return r.finish(audit.Refused, exitRef
 func (r *run) failed(reason string) int { return r.finish(audit.Failed, exitFailed, reason) }
 
 func (r *run) finish(outcome string, code int, reason string) int {
+	return r.finishWith(r.log.Append, outcome, code, reason)
+}
+
+// finishWith records a refusal or failure through appendRec (the log, or a
+// transaction that already holds its lock), says why on stderr, and returns
+// code, or exitFailed when the record could not be written.
+func (r *run) finishWith(appendRec func(*audit.Record) error, outcome string, code int, reason string) int {
 	reason = oneLine(reason)
-	r.rec.Outcome, r.rec.Reason = outcome, reason
-	r.rec.Signature = ""
+	r.rec.Outcome, r.rec.Reason, r.rec.Signature = outcome, reason, ""
 	r.rec.Time = now().UTC().Format(audit.TimeFormat)
-	if err := r.log.Append(r.rec); err != nil {
+	if err := appendRec(r.rec); err != nil {
 		fmt.Fprintf(r.stderr, "signstar: %s; and the audit record could not be written: %s\n", reason, oneLine(err.Error()))
 		return exitFailed
 	}

@@ -210,15 +210,7 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 
 // finishTx is finish for a request that holds the log lock.
 func (r *run) finishTx(tx *audit.Tx, outcome string, code int, reason string) int {
-	reason = oneLine(reason)
-	r.rec.Outcome, r.rec.Reason, r.rec.Signature = outcome, reason, ""
-	r.rec.Time = now().UTC().Format(audit.TimeFormat)
-	if err := tx.Append(r.rec); err != nil {
-		fmt.Fprintf(r.stderr, "signstar: %s; and the audit record could not be written: %s\n", reason, oneLine(err.Error()))
-		return exitFailed
-	}
-	fmt.Fprintf(r.stderr, "signstar: %s\n", reason)
-	return code
+	return r.finishWith(tx.Append, outcome, code, reason)
 }
 
 func armorSignature(sig []byte) ([]byte, error) {
