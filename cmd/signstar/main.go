@@ -44,7 +44,6 @@ func main() { os.Exit(Main()) }
 // testscript tests.
 func Main() int {
 	hardenProcess()
-	closeInheritedFDs()
 	// A client that goes away must not kill us before the failure is audited.
 	signal.Ignore(syscall.SIGPIPE)
 	r := &run{

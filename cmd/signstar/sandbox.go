@@ -30,8 +30,9 @@ func simulatedParts() sandbox.Parts {
 	return p
 }
 
-// hardenProcess runs first in every mode: no core dumps, not dumpable. If it
-// cannot, signstar stops: a key could end up in a core file.
+// hardenProcess runs first in every mode: no core dumps, not dumpable, no
+// inherited descriptors beyond 0, 1 and 2. If it cannot, signstar stops: a
+// key could end up in a core file.
 func hardenProcess() {
 	if err := sandbox.Harden(); err != nil {
 		fmt.Fprintf(os.Stderr, "signstar: %s\n", oneLine(err.Error()))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,36 +27,6 @@ func clientGone(w any) bool {
 		return false
 	}
 	return fds[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0
-}
-
-// closeInheritedFDs closes every descriptor above 2 that came in through
-// exec: sshd or a wrapper may leak some, and nothing the caller set up
-// should stay reachable. Anything inherited lacks close-on-exec (or exec
-// would have closed it), while everything the Go runtime opened itself
-// (epoll, eventfd, cgroup files) has it; so the flag tells them apart.
-func closeInheritedFDs() {
-	d, err := os.Open("/proc/self/fd")
-	if err != nil {
-		return
-	}
-	names, _ := d.Readdirnames(-1)
-	self := int(d.Fd())
-	var toClose []int
-	for _, n := range names {
-		fd, err := strconv.Atoi(n)
-		if err != nil || fd <= 2 || fd == self {
-			continue
-		}
-		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-		if err != nil || flags&unix.FD_CLOEXEC != 0 {
-			continue
-		}
-		toClose = append(toClose, fd)
-	}
-	d.Close()
-	for _, fd := range toClose {
-		unix.Close(fd)
-	}
 }
 
 // growPipe enlarges a pipe on stdin to 1 MiB (the unprivileged maximum), so

@@ -125,7 +125,7 @@ func newFixture(t *testing.T) *fixture {
 			}
 		}()
 	}
-	// An inherited descriptor (fd 3 in the child) that Lockdown must close.
+	// An inherited descriptor (fd 3 in the child) that Harden must close.
 	fx.extra, err = os.Open(fx.secret)
 	if err != nil {
 		t.Fatal(err)
@@ -187,6 +187,8 @@ type prepared struct {
 	key     *backend.Key
 	status  *os.File // /proc/self/status
 	inherit uint64   // inode of the inherited fd 3
+	forgot  int      // a descriptor the program opened and did not keep
+	forgotI uint64   // its inode
 	w       *worker
 	wStatus *os.File // /proc/thread-self/status of the worker thread
 	lockTID int
@@ -196,16 +198,28 @@ type prepared struct {
 
 func prepare(t *testing.T, fx *fixture) *prepared {
 	t.Helper()
-	if err := Harden(); err != nil {
-		t.Fatal(err)
-	}
 	p := &prepared{}
 	var st unix.Stat_t
 	if err := unix.Fstat(3, &st); err != nil {
 		t.Fatalf("inherited fd 3: %v", err)
 	}
 	p.inherit = st.Ino
+	if err := Harden(); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fstat(3, &st); err == nil && st.Ino == p.inherit {
+		t.Fatal("Harden left the inherited descriptor 3 open")
+	}
+	// One the program opened itself and forgot: Lockdown closes it. A raw
+	// descriptor, so that no finalizer closes it first.
 	var err error
+	if p.forgot, err = unix.Open(fx.secret, unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fstat(p.forgot, &st); err != nil {
+		t.Fatal(err)
+	}
+	p.forgotI = st.Ino
 	if p.log, err = audit.Open(fx.logPath); err != nil {
 		t.Fatal(err)
 	}
@@ -245,12 +259,16 @@ func prepare(t *testing.T, fx *fixture) *prepared {
 	return p
 }
 
-// checkInheritedClosed: fd 3 is closed, or now names something else.
+// checkInheritedClosed: fd 3 and the forgotten descriptor are closed, or
+// now name something else.
 func (p *prepared) checkInheritedClosed(t *testing.T) {
 	t.Helper()
 	var st unix.Stat_t
 	if err := unix.Fstat(3, &st); err == nil && st.Ino == p.inherit {
 		t.Errorf("inherited descriptor 3 is still open after lock-down")
+	}
+	if err := unix.Fstat(p.forgot, &st); err == nil && st.Ino == p.forgotI {
+		t.Errorf("descriptor %d, opened and not kept, is still open after lock-down", p.forgot)
 	}
 }
 

@@ -23,22 +23,12 @@ import (
 // files it rereads to adjust GOMAXPROCS. Closing those would break the runtime
 // (epoll) or let a later descriptor be read in their place.
 func closeOthers(keep []int, ownSockets bool) error {
-	d, err := os.Open("/proc/self/fd")
+	fds, err := openFDs()
 	if err != nil {
 		return err
 	}
-	names, err := d.Readdirnames(-1)
-	dirFD := int(d.Fd())
-	d.Close()
-	if err != nil {
-		return fmt.Errorf("cannot list /proc/self/fd: %v", err)
-	}
-	for _, name := range names {
-		fd, err := strconv.Atoi(name)
-		if err != nil {
-			return fmt.Errorf("unexpected entry %q in /proc/self/fd", name)
-		}
-		if fd <= 2 || fd == dirFD || slices.Contains(keep, fd) || keepOwn(fd, ownSockets) {
+	for _, fd := range fds {
+		if slices.Contains(keep, fd) || keepOwn(fd, ownSockets) {
 			continue
 		}
 		if err := unix.Close(fd); err != nil && err != unix.EBADF {
@@ -51,6 +41,49 @@ func closeOthers(keep []int, ownSockets bool) error {
 		}
 	}
 	return nil
+}
+
+// closeInherited closes every descriptor above 2 that came in through exec,
+// from sshd or a wrapper: an inherited descriptor lacks close-on-exec (or exec
+// would have closed it), while everything the runtime opened has it. It is
+// best effort: without /proc/self/fd it does nothing, and Lockdown reports
+// the missing part.
+func closeInherited() {
+	fds, err := openFDs()
+	if err != nil {
+		return
+	}
+	for _, fd := range fds {
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// openFDs lists the open descriptors above 2, without the one used to list
+// them.
+func openFDs() ([]int, error) {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return nil, err
+	}
+	names, err := d.Readdirnames(-1)
+	dirFD := int(d.Fd())
+	d.Close()
+	if err != nil {
+		return nil, fmt.Errorf("cannot list /proc/self/fd: %v", err)
+	}
+	var fds []int
+	for _, name := range names {
+		fd, err := strconv.Atoi(name)
+		if err != nil {
+			return nil, fmt.Errorf("unexpected entry %q in /proc/self/fd", name)
+		}
+		if fd > 2 && fd != dirFD {
+			fds = append(fds, fd)
+		}
+	}
+	return fds, nil
 }
 
 // keepOwn reports whether fd is one of the process's own descriptors to

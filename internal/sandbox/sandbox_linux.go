@@ -16,8 +16,10 @@ import (
 // Harden makes the process unable to leave its memory behind: RLIMIT_CORE 0
 // (soft and hard, so nothing can raise it again) and PR_SET_DUMPABLE 0 (no
 // core dump even through a core_pattern pipe, no ptrace attach and no
-// /proc/PID/mem for other processes of the same user). It is harmless to
-// local admin commands and runs first thing in main for every mode.
+// /proc/PID/mem for other processes of the same user), and it closes every
+// descriptor above 2 inherited through exec, so nothing sshd or a wrapper
+// leaked stays reachable. It is harmless to local admin commands and runs
+// first thing in main for every mode.
 func Harden() error {
 	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{Cur: 0, Max: 0}); err != nil {
 		return fmt.Errorf("sandbox: cannot set RLIMIT_CORE to 0: %v", err)
@@ -25,6 +27,7 @@ func Harden() error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("sandbox: cannot clear the dumpable flag: %v", err)
 	}
+	closeInherited()
 	return nil
 }
 
