@@ -164,13 +164,15 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 	}
 
 	// With a rate, the log stays locked from the count to the append, so
-	// two signers cannot both take the last slot.
-	tx, err := r.log.Lock()
-	if err != nil {
-		return r.fail(exitFailed, err.Error())
-	}
-	defer tx.Unlock()
+	// two signers cannot both take the last slot. Without one the lock is
+	// taken for the append only, and signers do not queue behind each
+	// other's (RSA, agent, card) signing.
+	var tx *audit.Tx
 	if p.Rate != nil {
+		if tx, err = r.log.Lock(); err != nil {
+			return r.fail(exitFailed, err.Error())
+		}
+		defer tx.Unlock()
 		if err := checkRate(tx, p, now()); err != nil {
 			if isRateRefusal(err) {
 				return r.finishTx(tx, audit.Refused, exitRefused, err.Error())
@@ -193,6 +195,12 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 			return r.finishTx(tx, audit.Failed, exitFailed, "cannot armor the signature: "+err.Error())
 		}
 	}
+	if tx == nil {
+		if tx, err = r.log.Lock(); err != nil {
+			return r.fail(exitFailed, "not signing: "+err.Error())
+		}
+		defer tx.Unlock()
+	}
 	r.rec.Outcome, r.rec.Reason = audit.Signed, ""
 	r.rec.Signature = base64.StdEncoding.EncodeToString(sig)
 	r.rec.Time = created.UTC().Format(audit.TimeFormat)
@@ -208,8 +216,11 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 	return exitOK
 }
 
-// finishTx is finish for a request that holds the log lock.
+// finishTx is finish for a request that may hold the log lock (tx not nil).
 func (r *run) finishTx(tx *audit.Tx, outcome string, code int, reason string) int {
+	if tx == nil {
+		return r.finish(outcome, code, reason)
+	}
 	return r.finishWith(tx.Append, outcome, code, reason)
 }
 
