@@ -21,24 +21,38 @@ var headerRE = sync.OnceValue(func() *regexp.Regexp {
 	return regexp.MustCompile(`^\s*\[\[?\s*([A-Za-z0-9_.\-" ]+?)\s*\]\]?\s*(#.*)?$`)
 })
 
+// header parses a table header line: its name without spaces, and whether
+// it opens an array element ([[name]]).
+func header(text string) (name string, array, ok bool) {
+	m := headerRE().FindStringSubmatch(text)
+	if m == nil {
+		return "", false, false
+	}
+	return strings.ReplaceAll(m[1], " ", ""), strings.HasPrefix(strings.TrimSpace(text), "[["), true
+}
+
+// keyLineRE matches a line that assigns leaf.
+func keyLineRE(leaf string) *regexp.Regexp {
+	return regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(leaf) + `"?\s*=`)
+}
+
 // line returns the 1-based line of key inside the table header (the idx-th
 // [[header]] for arrays, idx < 0 for plain tables), or of the header itself
 // when the key is not written, or 0 when the header is absent too.
-func (l *locator) line(header string, idx int, key string) int {
-	table, leaf := header, key
+func (l *locator) line(hdr string, idx int, key string) int {
+	table, leaf := hdr, key
 	if i := strings.LastIndexByte(key, '.'); i >= 0 {
-		table, leaf = header+"."+key[:i], key[i+1:]
+		table, leaf = hdr+"."+key[:i], key[i+1:]
 	}
-	cur, count, headerLine, inTable := "", -1, 0, header == ""
-	keyRE := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(leaf) + `"?\s*=`)
+	count, headerLine, inTable := -1, 0, hdr == ""
+	keyRE := keyLineRE(leaf)
 	for n, text := range l.lines {
-		if m := headerRE().FindStringSubmatch(text); m != nil {
-			cur = strings.ReplaceAll(m[1], " ", "")
-			if cur == header && strings.HasPrefix(strings.TrimSpace(text), "[[") {
+		if cur, array, ok := header(text); ok {
+			if cur == hdr && array {
 				count++
 			}
 			inTable = cur == table && (idx < 0 || count == idx)
-			if inTable && cur == header && headerLine == 0 {
+			if inTable && cur == hdr && headerLine == 0 {
 				headerLine = n + 1
 			}
 			continue
@@ -50,12 +64,12 @@ func (l *locator) line(header string, idx int, key string) int {
 	return headerLine
 }
 
-func (l *locator) err(header string, idx int, key, msg string) error {
-	name := header + "." + key
+func (l *locator) err(hdr string, idx int, key, msg string) error {
+	name := hdr + "." + key
 	if idx >= 0 {
-		name = fmt.Sprintf("%s[%d].%s", header, idx+1, key)
+		name = fmt.Sprintf("%s[%d].%s", hdr, idx+1, key)
 	}
-	return &Error{File: l.path, Line: l.line(header, idx, key), Key: name, Msg: msg}
+	return &Error{File: l.path, Line: l.line(hdr, idx, key), Key: name, Msg: msg}
 }
 
 // errKey reports an undecoded key from toml.MetaData.
@@ -65,20 +79,18 @@ func (l *locator) errKey(k toml.Key, msg string) error {
 	if len(k) == 0 {
 		return &Error{File: l.path, Msg: msg}
 	}
-	header := strings.Join(k[:len(k)-1], ".")
-	leaf := k[len(k)-1]
-	line := 0
-	keyRE := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(leaf) + `"?\s*=`)
-	cur := ""
+	table := strings.Join(k[:len(k)-1], ".")
+	keyRE := keyLineRE(k[len(k)-1])
+	line, cur := 0, ""
 	for n, text := range l.lines {
-		if m := headerRE().FindStringSubmatch(text); m != nil {
-			cur = strings.ReplaceAll(m[1], " ", "")
+		if h, _, ok := header(text); ok {
+			cur = h
 			if cur == k.String() && line == 0 {
 				line = n + 1
 			}
 			continue
 		}
-		if cur == header && keyRE.MatchString(text) {
+		if cur == table && keyRE.MatchString(text) {
 			line = n + 1
 			break
 		}
@@ -88,8 +100,7 @@ func (l *locator) errKey(k toml.Key, msg string) error {
 		// Name the profile by its position, as every other error does.
 		n := 0
 		for _, text := range l.lines[:line] {
-			if m := headerRE().FindStringSubmatch(text); m != nil && strings.ReplaceAll(m[1], " ", "") == "profile" &&
-				strings.HasPrefix(strings.TrimSpace(text), "[[") {
+			if h, array, ok := header(text); ok && array && h == "profile" {
 				n++
 			}
 		}
