@@ -8,6 +8,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Bounds on what the tar walk reads.
@@ -28,8 +29,12 @@ const (
 var pkgMeta = map[string]bool{".BUILDINFO": true, ".CHANGELOG": true, ".INSTALL": true, ".MTREE": true}
 
 // pkgDirRE is a repo-add entry directory: NAME-PKGVER-PKGREL, with the
-// characters makepkg allows in each.
-var pkgDirRE = regexp.MustCompile(`^[a-z0-9@_+][a-z0-9@._+-]*-([0-9]+:)?[A-Za-z0-9._+~]+-[0-9]+(\.[0-9]+)?$`)
+// characters makepkg allows in each. It is compiled on first use, not at
+// package init: most requests never look into a database, and every
+// request is a new process (BENCHMARKS.md, start-up).
+var pkgDirRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z0-9@_+][a-z0-9@._+-]*-([0-9]+:)?[A-Za-z0-9._+~]+-[0-9]+(\.[0-9]+)?$`)
+})
 
 var errNotZero = errors.New("policy: data after the end of the tar archive")
 
@@ -106,13 +111,13 @@ func validPKGINFO(r io.Reader) bool {
 // desc and files entries, each starting the way repo-add starts them.
 func dbEntry(h *tar.Header, r io.Reader) bool {
 	if h.Typeflag == tar.TypeDir {
-		return pkgDirRE.MatchString(strings.TrimSuffix(h.Name, "/"))
+		return pkgDirRE().MatchString(strings.TrimSuffix(h.Name, "/"))
 	}
 	if !isReg(h) {
 		return false
 	}
 	dir, file, ok := strings.Cut(h.Name, "/")
-	if !ok || !pkgDirRE.MatchString(dir) {
+	if !ok || !pkgDirRE().MatchString(dir) {
 		return false
 	}
 	var want string

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
-	"regexp"
-
-	"golang.org/x/crypto/ssh"
+	"strings"
 )
 
 // MaxAuthInfo bounds the ExposeAuthInfo file we read. sshd writes one line
@@ -17,7 +15,18 @@ const MaxAuthInfo = 64 << 10
 // authInfoPath is the name OpenSSH gives the file: session.c
 // prepare_auth_info_file calls mkstemp("/tmp/sshauth.XXXXXXXXXXXXXXX") as
 // the user, whatever TMPDIR says, and glibc fills the X with [A-Za-z0-9].
-var authInfoPath = regexp.MustCompile(`^/tmp/sshauth\.[A-Za-z0-9]{15}$`)
+func isAuthInfoPath(p string) bool {
+	rest, ok := strings.CutPrefix(p, "/tmp/sshauth.")
+	if !ok || len(rest) != 15 {
+		return false
+	}
+	for _, c := range []byte(rest) {
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
 
 // ErrSeveralKeys means more than one public key authenticated the session
 // (AuthenticationMethods publickey,publickey): no single key can be named,
@@ -53,7 +62,7 @@ func KeyFingerprint(getenv func(string) string) (string, error) {
 	if path == "" {
 		return "", nil
 	}
-	if !authInfoPath.MatchString(path) {
+	if !isAuthInfoPath(path) {
 		return "", &AuthInfoError{Reason: "SSH_USER_AUTH is not a file sshd creates (/tmp/sshauth.XXXXXXXXXXXXXXX)"}
 	}
 	data, err := readAuthInfo(path)
@@ -95,17 +104,14 @@ func ParseAuthInfo(data []byte) (string, error) {
 		if err != nil {
 			return "", &AuthInfoError{Reason: "publickey line with a malformed key"}
 		}
-		key, err := ssh.ParsePublicKey(blob)
-		if err != nil {
+		name, key, ok := keyBlob(blob)
+		if !ok {
 			return "", &AuthInfoError{Reason: "publickey line with an unparseable key"}
 		}
-		if key.Type() != string(f[0]) {
+		if name != string(f[0]) {
 			return "", &AuthInfoError{Reason: "publickey line whose key type does not match its key"}
 		}
-		if cert, ok := key.(*ssh.Certificate); ok {
-			key = cert.Key
-		}
-		k := ssh.FingerprintSHA256(key)
+		k := fingerprintSHA256(key)
 		if fp != "" && fp != k {
 			return "", ErrSeveralKeys
 		}

@@ -79,6 +79,18 @@ func TestParseAuthInfoKeygen(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("%s: ParseAuthInfo = %q, %v; ssh-keygen says %s", typ, got, err, want)
 		}
+		// A certificate names the certified key, as ssh-keygen -lf does.
+		if typ != "ed25519" {
+			if out, err := exec.Command(keygen, "-q", "-s", filepath.Join(dir, "ed25519"), "-I", "id", "-n", "signer", path+".pub").CombinedOutput(); err != nil {
+				t.Fatalf("ssh-keygen -s: %v %s", err, out)
+			}
+			cpub, _ := os.ReadFile(path + "-cert.pub")
+			c := strings.Fields(string(cpub))
+			got, err := ParseAuthInfo([]byte("publickey " + c[0] + " " + c[1] + "\n"))
+			if err != nil || got != want {
+				t.Errorf("%s certificate: ParseAuthInfo = %q, %v; ssh-keygen says %s", typ, got, err, want)
+			}
+		}
 		// AuthenticationMethods publickey,publickey with two different
 		// keys cannot name one key.
 		if typ != "ed25519" {
