@@ -17,9 +17,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -61,15 +63,95 @@ type Record struct {
 	Prev      string `json:"prev"`
 }
 
-// Marshal is the record's line, without the newline.
+// Marshal is the record's line, without the newline: the JSON that
+// encoding/json writes for Record with HTML escaping off, field for field
+// and byte for byte (TestMarshalMatchesJSON, FuzzMarshal), written by hand
+// because encoding/json's first use in a process costs more than the rest
+// of the audit step (about 0.07 ms of reflection per request).
 func (r *Record) Marshal() ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
-		return nil, err
+	b := make([]byte, 0, 512+len(r.Reason)+len(r.Signature))
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, r.Seq, 10)
+	b = appendField(b, "time", r.Time)
+	b = appendField(b, "user", r.User)
+	b = appendField(b, "ssh_key", r.SSHKey)
+	b = appendField(b, "client", r.Client)
+	b = appendField(b, "command", r.Command)
+	b = appendField(b, "profile", r.Profile)
+	b = appendField(b, "outcome", r.Outcome)
+	b = appendField(b, "reason", r.Reason)
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, r.Size, 10)
+	b = appendField(b, "digest", r.Digest)
+	b = appendField(b, "kind", r.Kind)
+	b = appendField(b, "key", r.Key)
+	b = appendField(b, "signature", r.Signature)
+	b = appendField(b, "sandbox", r.Sandbox)
+	b = appendField(b, "prev", r.Prev)
+	return append(b, '}'), nil
+}
+
+func appendField(b []byte, name, value string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return appendJSONString(b, value)
+}
+
+// appendJSONString quotes s as encoding/json does without HTML escaping:
+// \" and \\, \b \f \n \r \t, \u00XX for the other control bytes, \ufffd
+// for each byte of invalid UTF-8, and \u2028, \u2029 escaped.
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // LineHash is the hex SHA-256 of a line's bytes without its newline.
@@ -200,12 +282,35 @@ func (tx *Tx) readTail() error {
 	if err != nil {
 		return err
 	}
-	var r Record
-	if err := json.Unmarshal(line, &r); err != nil || r.Seq == 0 {
+	seq, ok := recordSeq(line)
+	if !ok {
 		return fmt.Errorf("audit log %s: the last line is not a record: run 'signstar audit verify'", tx.l.path)
 	}
-	tx.lastSeq, tx.lastHash = r.Seq, LineHash(line)
+	tx.lastSeq, tx.lastHash = seq, LineHash(line)
 	return nil
+}
+
+// recordSeq is the sequence number of a record line: valid JSON that starts
+// as Marshal starts every record, {"seq":N, with N > 0. It reads the one
+// field the chain needs without decoding the record (see Marshal for why);
+// `signstar audit verify` checks the rest of every line.
+func recordSeq(line []byte) (uint64, bool) {
+	rest, ok := bytes.CutPrefix(line, []byte(`{"seq":`))
+	if !ok {
+		return 0, false
+	}
+	i := 0
+	for i < len(rest) && i < 20 && '0' <= rest[i] && rest[i] <= '9' {
+		i++
+	}
+	if i == 0 || i >= len(rest) || rest[i] != ',' || (rest[0] == '0') {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(string(rest[:i]), 10, 64)
+	if err != nil || !json.Valid(line) {
+		return 0, false
+	}
+	return seq, true
 }
 
 // lineBefore returns the line that ends (with its newline) at offset end.

@@ -1,0 +1,79 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// stdMarshal is what Marshal replaces: encoding/json without HTML escaping.
+func stdMarshal(t testing.TB, r *Record) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+var awkward = []string{
+	"", "plain", `quote " and \ backslash`, "<html>&amp;", "tab\tnewline\nreturn\rbell\a",
+	"\b\f\x00\x1f\x7f", "bad utf-8 \xff\xfe end", "\xe2\x80", "line sep \u2028 para sep \u2029",
+	"ünïcödé ✓ 𝄞", "\ufffd", "/etc/passwd", "a\x00b",
+}
+
+func TestMarshalMatchesJSON(t *testing.T) {
+	for i, s := range awkward {
+		r := &Record{Seq: uint64(i) + 1, Time: s, User: s, SSHKey: s, Client: s, Command: s, Profile: s,
+			Outcome: s, Reason: s, Size: int64(i) - 3, Digest: s, Kind: s, Key: s, Signature: s, Sandbox: s, Prev: s}
+		got, _ := r.Marshal()
+		if want := stdMarshal(t, r); !bytes.Equal(got, want) {
+			t.Errorf("%q:\n got %s\nwant %s", s, got, want)
+		}
+		if seq, ok := recordSeq(got); !ok || seq != r.Seq {
+			t.Errorf("%q: recordSeq = %d, %v; want %d", s, seq, ok, r.Seq)
+		}
+	}
+}
+
+func TestRecordSeq(t *testing.T) {
+	for in, want := range map[string]uint64{
+		`{"seq":1,"time":""}`:                1,
+		`{"seq":18446744073709551615,"x":1}`: 18446744073709551615,
+		`{"seq":18446744073709551616,"x":1}`: 0, // overflows
+		`{"seq":0,"x":1}`:                    0,
+		`{"seq":01,"x":1}`:                   0,
+		`{"seq":1}`:                          0, // not a record's shape
+		`{"seq":1,"x":}`:                     0, // not JSON
+		` {"seq":1,"x":1}`:                   0,
+		`{"seq": 1,"x":1}`:                   0,
+		`{"seq":-1,"x":1}`:                   0,
+		`{"seq":1,"x":1}trailing`:            0,
+		`{"seq":7,"time":"t","prev":"p"}`:    7,
+	} {
+		seq, ok := recordSeq([]byte(in))
+		if ok != (want != 0) || seq != want {
+			t.Errorf("recordSeq(%q) = %d, %v; want %d", in, seq, ok, want)
+		}
+	}
+}
+
+// FuzzMarshal holds Marshal to encoding/json for any field values, and
+// recordSeq to the sequence number of any record Marshal writes.
+func FuzzMarshal(f *testing.F) {
+	for i, s := range awkward {
+		f.Add(uint64(i), s, s, int64(i))
+	}
+	f.Fuzz(func(t *testing.T, seq uint64, a, b string, size int64) {
+		r := &Record{Seq: seq, Time: a, User: b, SSHKey: a + b, Client: b, Command: a, Profile: b, Outcome: a,
+			Reason: b + a, Size: size, Digest: a, Kind: b, Key: a, Signature: b, Sandbox: a, Prev: b}
+		got, _ := r.Marshal()
+		if want := stdMarshal(t, r); !bytes.Equal(got, want) {
+			t.Fatalf("\n got %s\nwant %s", got, want)
+		}
+		if s, ok := recordSeq(got); ok != (seq != 0) || s != seq {
+			t.Fatalf("recordSeq = %d, %v; want %d", s, ok, seq)
+		}
+	})
+}
