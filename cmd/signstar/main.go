@@ -4,6 +4,11 @@
 //
 // This package holds only command-line concerns: modes, words, messages and
 // exit codes. The work is done in internal/.
+//
+// updatemaxprocs=0: a signing process lives milliseconds, so the runtime's
+// goroutine that follows cgroup CPU-limit changes only costs start-up time.
+//
+//go:debug updatemaxprocs=0
 package main
 
 import (
