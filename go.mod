@@ -18,3 +18,5 @@ require (
 )
 
 require golang.org/x/tools v0.26.0 // indirect
+
+replace github.com/go-piv/piv-go/v2 => ./third_party/piv-go

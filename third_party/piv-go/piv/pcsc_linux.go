@@ -12,6 +12,9 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
+//go:build darwin || freebsd || openbsd
+// +build darwin freebsd openbsd
+
 package piv
 
 import "C"
