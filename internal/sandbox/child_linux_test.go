@@ -471,12 +471,15 @@ func signAndAudit(t *testing.T, p *prepared, sandbox string) {
 	if err != nil {
 		t.Fatalf("read stdin under the sandbox: %v", err)
 	}
-	sig, err := signer.Sign(in, p.key, time.Now())
+	// One time for both: audit verify wants the signature made in the
+	// record's second.
+	now := time.Now()
+	sig, err := signer.Sign(in, p.key, now)
 	if err != nil {
 		t.Fatalf("sign under the sandbox: %v", err)
 	}
 	rec := &audit.Record{
-		Time: time.Now().UTC().Format(audit.TimeFormat), User: "test", Command: "sign",
+		Time: now.UTC().Format(audit.TimeFormat), User: "test", Command: "sign",
 		Profile: "test", Outcome: audit.Signed, Size: in.Size, Digest: in.DigestString(),
 		Key: backend.Fingerprint(p.key.Public), Signature: base64.StdEncoding.EncodeToString(sig),
 		Sandbox: sandbox,

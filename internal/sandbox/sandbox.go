@@ -19,6 +19,7 @@ package sandbox
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -152,13 +153,18 @@ func (e *Error) Parts() []string {
 type CheckReport struct {
 	// LandlockABI is the kernel's Landlock ABI version, 0 when absent.
 	LandlockABI int
-	// SeccompAPI is libseccomp's API level for this kernel (2 or more:
-	// seccomp(2) with TSYNC); 0 when seccomp filters are unavailable.
-	SeccompAPI uint
-	// Seccomp is true when seccomp filters can be loaded.
+	// Seccomp is true when the kernel can load seccomp filters with
+	// seccomp(2).
 	Seccomp bool
 	// TSync is true when a filter can be applied to all threads at once.
 	TSync bool
+	// SeccompActions is true when the kernel offers the actions the
+	// filter returns: SECCOMP_RET_ERRNO and SECCOMP_RET_KILL_PROCESS
+	// (Linux 4.14).
+	SeccompActions bool
+	// SeccompArch is the architecture whose compiled filter this binary
+	// carries (amd64, arm64); empty when it carries none.
+	SeccompArch string
 	// NoNewPrivs is true when prctl(PR_SET_NO_NEW_PRIVS) is available.
 	NoNewPrivs bool
 	// ProcFD is true when /proc/self/fd can be listed (to close
@@ -190,8 +196,14 @@ func (c CheckReport) String() string {
 	} else {
 		b.WriteString("landlock: none\n")
 	}
-	fmt.Fprintf(&b, "seccomp: %s (libseccomp API %d)\n", yes(c.Seccomp), c.SeccompAPI)
+	fmt.Fprintf(&b, "seccomp: %s\n", yes(c.Seccomp))
 	fmt.Fprintf(&b, "seccomp tsync: %s\n", yes(c.TSync))
+	fmt.Fprintf(&b, "seccomp actions errno, kill-process: %s\n", yes(c.SeccompActions))
+	if c.SeccompArch != "" {
+		fmt.Fprintf(&b, "seccomp filter: compiled for %s\n", c.SeccompArch)
+	} else {
+		fmt.Fprintf(&b, "seccomp filter: none for %s/%s\n", runtime.GOOS, runtime.GOARCH)
+	}
 	fmt.Fprintf(&b, "no_new_privs: %s\n", yes(c.NoNewPrivs))
 	fmt.Fprintf(&b, "close inherited descriptors: %s\n", yes(c.ProcFD))
 	if c.Enforceable() {
@@ -224,11 +236,8 @@ func missingFor(c CheckReport) []Missing {
 	if c.LandlockABI < MinLandlockABI {
 		out = append(out, Missing{"landlock", fmt.Sprintf("the kernel offers Landlock ABI %d, enforce needs %d (boot with lsm=...,landlock)", c.LandlockABI, MinLandlockABI)})
 	}
-	switch {
-	case !c.Seccomp:
-		out = append(out, Missing{"seccomp", "the kernel cannot load seccomp filters (CONFIG_SECCOMP_FILTER)"})
-	case !c.TSync:
-		out = append(out, Missing{"seccomp", "the kernel cannot apply a seccomp filter to all threads (no TSYNC)"})
+	if reason := seccompMissing(c); reason != "" {
+		out = append(out, Missing{"seccomp", reason})
 	}
 	if !c.NoNewPrivs {
 		out = append(out, Missing{"nnp", "prctl(PR_SET_NO_NEW_PRIVS) is not available"})
@@ -237,4 +246,20 @@ func missingFor(c CheckReport) []Missing {
 		out = append(out, Missing{"fds", "/proc/self/fd cannot be listed: mount /proc"})
 	}
 	return out
+}
+
+// seccompMissing is why the seccomp filter cannot be loaded with these
+// capabilities; empty when it can.
+func seccompMissing(c CheckReport) string {
+	switch {
+	case !c.Seccomp:
+		return "the kernel cannot load seccomp filters (CONFIG_SECCOMP_FILTER)"
+	case !c.TSync:
+		return "the kernel cannot apply a seccomp filter to all threads (no TSYNC)"
+	case !c.SeccompActions:
+		return "the kernel lacks the seccomp actions the filter returns: SECCOMP_RET_ERRNO and SECCOMP_RET_KILL_PROCESS (Linux 4.14)"
+	case c.SeccompArch == "":
+		return "signstar has no compiled seccomp filter for " + runtime.GOOS + "/" + runtime.GOARCH + " (only linux/amd64 and linux/arm64)"
+	}
+	return ""
 }

@@ -3,12 +3,11 @@
 package sandbox
 
 import (
-	"errors"
 	"fmt"
 	"os"
+	"runtime"
 
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
-	seccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
 	"kernel.org/pub/linux/libs/security/libcap/psx"
 )
@@ -46,16 +45,10 @@ func probe(simulate Parts) CheckReport {
 		}
 	}
 	if simulate&Seccomp == 0 {
-		// PR_GET_SECCOMP fails with EINVAL on a kernel built without
-		// seccomp; libseccomp's API level tells whether seccomp(2) and
-		// TSYNC work (level 2 and above).
-		if _, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0); err == nil {
-			if api, err := seccomp.GetAPI(); err == nil && api >= 1 {
-				c.SeccompAPI = api
-				c.Seccomp = true
-				c.TSync = api >= 2
-			}
-		}
+		probeSeccomp(&c)
+	}
+	if seccompProgram != nil {
+		c.SeccompArch = runtime.GOARCH
 	}
 	if _, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err == nil {
 		c.NoNewPrivs = true
@@ -136,22 +129,17 @@ func Lockdown(opts Options) (Report, error) {
 	r.NoNewPrivs = true
 
 	// seccomp comes last: Landlock's all-thread setup (psx signals,
-	// landlock_* calls) is not on the allow-list.
-	if caps.Seccomp {
-		err := errors.New("the kernel cannot apply a filter to all threads (no TSYNC)")
-		if caps.TSync {
-			err = loadSeccomp()
+	// landlock_* calls) is not on the allow-list. It needs no_new_privs,
+	// set above.
+	if reason := seccompMissing(caps); reason != "" {
+		r.Missing = append(r.Missing, Missing{"seccomp", reason})
+	} else if err := loadSeccomp(); err != nil {
+		if opts.Mode == Enforce {
+			return fail("seccomp", err)
 		}
-		if err != nil {
-			if opts.Mode == Enforce {
-				return fail("seccomp", err)
-			}
-			r.Missing = append(r.Missing, Missing{"seccomp", err.Error()})
-		} else {
-			r.Seccomp = true
-		}
+		r.Missing = append(r.Missing, Missing{"seccomp", err.Error()})
 	} else {
-		r.Missing = append(r.Missing, Missing{"seccomp", "the kernel cannot load seccomp filters"})
+		r.Seccomp = true
 	}
 	return r, nil
 }

@@ -316,7 +316,7 @@ func TestCheck(t *testing.T) {
 	if c.LandlockABI > 0 && abi != c.LandlockABI {
 		t.Errorf("String does not show ABI %d:\n%s", c.LandlockABI, c)
 	}
-	if c.Enforceable() != (c.LandlockABI >= MinLandlockABI && c.Seccomp && c.TSync && c.NoNewPrivs && c.ProcFD) {
+	if c.Enforceable() != (c.LandlockABI >= MinLandlockABI && c.Seccomp && c.TSync && c.SeccompActions && c.SeccompArch != "" && c.NoNewPrivs && c.ProcFD) {
 		t.Errorf("Enforceable %v for %+v", c.Enforceable(), c)
 	}
 	if !c.CanMeet(BestEffort) || c.CanMeet("off") {
