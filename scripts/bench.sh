@@ -27,7 +27,7 @@ trap cleanup EXIT INT TERM
 
 say() { printf '==> %s\n' "$*" >&2; }
 
-[ -x bin/signstar ] || go build -trimpath -o bin/signstar ./cmd/signstar
+[ -x bin/signstar ] || CGO_ENABLED=0 go build -trimpath -o bin/signstar ./cmd/signstar
 signstar="$repo/bin/signstar"
 say "building the benchmark helpers"
 go build -o "$work/benchtool" ./internal/bench/cmd/benchtool

@@ -10,8 +10,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-echo "==> go build ./cmd/signstar"
-go build -o "$work/signstar" ./cmd/signstar
+echo "==> CGO_ENABLED=0 go build ./cmd/signstar"
+CGO_ENABLED=0 go build -o "$work/signstar" ./cmd/signstar
 samples=$(find testdata -maxdepth 2 -type f \( -name '*.pkg.tar.*' -o -name '*.db.tar.*' -o -name '*.db' \) ! -name '*.sig' 2>/dev/null | sort)
 if [ -z "$samples" ]; then
 	printf 'signstar demo artifact\n' > "$work/sample.txt"

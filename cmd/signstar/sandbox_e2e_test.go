@@ -25,6 +25,7 @@ func buildSignstar(t *testing.T, dir, ldflags string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "signstar")
 	cmd := exec.Command("go", "build", "-o", bin, "-ldflags", ldflags, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as make build does
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
