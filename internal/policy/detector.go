@@ -6,8 +6,9 @@ import (
 	"compress/gzip"
 	"errors"
 	"io"
+	"math"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/signstar/signstar/internal/zstd"
 )
 
 // Limits bound the work and memory of detection on hostile input.
@@ -169,16 +170,11 @@ func openGzip(r *bufio.Reader, _ Limits) (io.Reader, func(), error) {
 	return z, func() { z.Close() }, nil
 }
 
+// openZstd decodes with Go's own decoder (internal/zstd), which has no
+// package init to pay for in every signing process. A frame whose window
+// passes lim.Window fails on the first Read.
 func openZstd(r *bufio.Reader, lim Limits) (io.Reader, func(), error) {
-	z, err := zstd.NewReader(r,
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxWindow(uint64(lim.Window)),
-	)
-	if err != nil {
-		return nil, nil, err
-	}
-	return z, z.Close, nil
+	return zstd.NewReaderWindow(r, int(min(lim.Window, math.MaxInt))), func() {}, nil
 }
 
 func openXZ(r *bufio.Reader, lim Limits) (io.Reader, func(), error) {

@@ -18,12 +18,13 @@ type window struct {
 }
 
 // reset clears stored data and configures window size.
+//
+// signstar: the buffer is not allocated here but grown by save, doubling,
+// to at most size: a frame allocates for the data it has, not for the
+// window it declares (makepkg's declare 32 MiB), and one Read allocates
+// at most one buffer, of at most size bytes.
 func (w *window) reset(size int) {
-	b := w.data[:0]
-	if cap(b) < size {
-		b = make([]byte, 0, size)
-	}
-	w.data = b
+	w.data = w.data[:0]
 	w.off = 0
 	w.size = size
 }
@@ -40,6 +41,10 @@ func (w *window) save(buf []byte) {
 	}
 	if len(buf) == 0 {
 		return
+	}
+	if need := min(w.size, len(w.data)+len(buf)); need > cap(w.data) {
+		c := min(w.size, max(need, 2*cap(w.data)))
+		w.data = append(make([]byte, 0, c), w.data...)
 	}
 
 	if len(buf) >= w.size {

@@ -15,12 +15,22 @@ import (
 
 // fuzzing is a fuzzer hook set to true when fuzzing.
 // This is used to reject cases where we don't match zstd.
-var fuzzing = false
+//
+// signstar: a constant, so the check it guards compiles away; the window
+// limit of NewReaderWindow refuses those frames anyway.
+const fuzzing = false
+
+// ErrWindowSize is the error, wrapped, for a frame whose window is larger
+// than the limit given to NewReaderWindow.
+var ErrWindowSize = errors.New("window size exceeds the limit")
 
 // Reader implements [io.Reader] to read a zstd compressed stream.
 type Reader struct {
 	// The underlying Reader.
 	r io.Reader
+
+	// The largest window a frame may ask for.
+	maxWindow int
 
 	// Whether we have read the frame header.
 	// This is of interest when buffer is empty.
@@ -84,9 +94,12 @@ type Reader struct {
 	checksum xxhash64
 }
 
-// NewReader creates a new Reader that decompresses data from the given reader.
-func NewReader(input io.Reader) *Reader {
-	r := new(Reader)
+// NewReaderWindow creates a new Reader that decompresses data from the given
+// reader. A frame whose window is larger than maxWindow bytes, or, for a
+// single-segment frame, whose content is, fails with [ErrWindowSize]: the
+// window is the memory the Reader holds.
+func NewReaderWindow(input io.Reader, maxWindow int) *Reader {
+	r := &Reader{maxWindow: maxWindow}
 	r.Reset(input)
 	return r
 }
@@ -291,10 +304,11 @@ retry:
 		windowSize = r.remainingFrameSize
 	}
 
-	// RFC 8878 3.1.1.1.1.2. permits us to set an 8M max on window size.
-	const maxWindowSize = 8 << 20
-	if windowSize > maxWindowSize {
-		windowSize = maxWindowSize
+	// RFC 8878 3.1.1.1.1.2. permits us to set a max on window size.
+	// signstar: refused, not capped at 8 MiB (which fails later on a far
+	// back-reference); the limit is the caller's.
+	if windowSize > uint64(r.maxWindow) {
+		return r.wrapError(relativeOffset, fmt.Errorf("%w: %d > %d", ErrWindowSize, windowSize, r.maxWindow))
 	}
 
 	relativeOffset += headerSize
