@@ -91,10 +91,6 @@ const (
 
 	// sizeof(SCARD_IO_REQUEST): two unsigned longs.
 	ioRequestSize = 2 * bits.UintSize / 8
-
-	// PCSCLITE_LOCK_POLL_RATE: the wait between two tries while another
-	// handle holds the card's transaction.
-	lockPollRate = 100 * time.Millisecond
 )
 
 // Return codes used here (pcsc_errors.go has their texts).
@@ -119,6 +115,10 @@ var (
 	pcscReplyTimeout    = time.Minute
 	pcscTransmitTimeout = 5 * time.Minute
 )
+
+// pcscLockPollRate is PCSCLITE_LOCK_POLL_RATE: the wait between two tries
+// while another handle holds the card's transaction. Tests shorten it.
+var pcscLockPollRate = 100 * time.Millisecond
 
 // pcscDial connects to pcscd. Tests replace it.
 var pcscDial = dialPCSCD
@@ -547,13 +547,13 @@ func (h *scHandle) Begin() (*scTx, error) {
 		if err != nil {
 			return nil, err
 		}
-		if rv != scardESharingViolation || time.Now().Add(lockPollRate).After(deadline) {
+		if rv != scardESharingViolation || time.Now().Add(pcscLockPollRate).After(deadline) {
 			if err := scCheck(rv); err != nil {
 				return nil, err
 			}
 			return &scTx{c: c, h: h.h}, nil
 		}
-		time.Sleep(lockPollRate)
+		time.Sleep(pcscLockPollRate)
 	}
 }
 
@@ -619,13 +619,13 @@ func (t *scTx) exchange(apdu []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if rv != scardESharingViolation || time.Now().Add(lockPollRate).After(deadline) {
+		if rv != scardESharingViolation || time.Now().Add(pcscLockPollRate).After(deadline) {
 			if err := scCheck(rv); err != nil {
 				return nil, err
 			}
 			return resp, nil
 		}
-		time.Sleep(lockPollRate)
+		time.Sleep(pcscLockPollRate)
 	}
 }
 
