@@ -21,7 +21,7 @@ import (
 const fuzzing = false
 
 // ErrWindowSize is the error, wrapped, for a frame whose window is larger
-// than the limit given to NewReaderWindow.
+// than the limit given to NewReaderWindow. (signstar)
 var ErrWindowSize = errors.New("window size exceeds the limit")
 
 // Reader implements [io.Reader] to read a zstd compressed stream.
@@ -29,7 +29,7 @@ type Reader struct {
 	// The underlying Reader.
 	r io.Reader
 
-	// The largest window a frame may ask for.
+	// The largest window a frame may ask for. (signstar)
 	maxWindow int
 
 	// Whether we have read the frame header.
@@ -98,6 +98,8 @@ type Reader struct {
 // reader. A frame whose window is larger than maxWindow bytes, or, for a
 // single-segment frame, whose content is, fails with [ErrWindowSize]: the
 // window is the memory the Reader holds.
+//
+// signstar: replaces NewReader, whose window was capped at 8 MiB.
 func NewReaderWindow(input io.Reader, maxWindow int) *Reader {
 	r := &Reader{maxWindow: maxWindow}
 	r.Reset(input)

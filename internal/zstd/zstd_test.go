@@ -295,7 +295,7 @@ func TestFlippedByte(t *testing.T) {
 		name := in[x.in].name + " " + strings.Join(x.args, " ")
 		orig, want := cli(t, in[x.in].data, false, x.args...), in[x.in].data
 		var tries, same int
-		for pos := 0; pos < len(orig); pos += max(1, len(orig)/200) {
+		for pos := 0; pos < len(orig); pos += max(1, len(orig)/120) {
 			for _, mask := range []byte{0x01, 0x80, 0xff} {
 				bad := bytes.Clone(orig)
 				bad[pos] ^= mask
