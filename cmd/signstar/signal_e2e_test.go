@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/signstar/signstar/internal/audit"
+	"github.com/signstar/signstar/internal/config"
+	"github.com/signstar/signstar/internal/sandbox"
+)
+
+// sigMask reads a signal mask line (SigIgn, SigCgt) of /proc/PID/status.
+func sigMask(t *testing.T, pid int, field string) uint64 {
+	t.Helper()
+	v, err := strconv.ParseUint(procStatus(t, "/proc/"+strconv.Itoa(pid)+"/status")[field], 16, 64)
+	if err != nil {
+		t.Fatalf("%s: %v", field, err)
+	}
+	return v
+}
+
+func sigBit(s syscall.Signal) uint64 { return 1 << (uint(s) - 1) }
+
+// TestSignalDuringUpload: the real binary, signing from a pipe that stalls,
+// ignores SIGHUP, SIGINT and SIGTERM for its grace (a signal then changes
+// nothing: the request is signed), and after it catches them: a signal ends
+// the request with exit 1, nothing on stdout and a failed record naming it.
+func TestSignalDuringUpload(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildSignstar(t, dir, "-X main.signalGraceForTests=1s")
+	mode := config.SandboxEnforce
+	if !sandbox.Check().CanMeet(mode) {
+		mode = config.SandboxBestEffort
+	}
+	cfg, _, logPath := sandboxSetup(t, dir, mode)
+	for _, tc := range []struct {
+		sig   syscall.Signal
+		grace bool // sent during the grace
+	}{{syscall.SIGTERM, true}, {syscall.SIGTERM, false}, {syscall.SIGHUP, false}} {
+		name := tc.sig.String() + " after the grace"
+		if tc.grace {
+			name = tc.sig.String() + " in the grace"
+		}
+		t.Run(name, func(t *testing.T) {
+			cmd := exec.Command(bin, "--config", cfg, "sign")
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := false
+			defer func() {
+				if !done {
+					cmd.Process.Kill()
+					cmd.Wait()
+				}
+			}()
+			stdin.Write([]byte("the first bytes of an upload that stalls\n"))
+			pid := cmd.Process.Pid
+			ignored := func() bool { return sigMask(t, pid, "SigIgn")&sigBit(tc.sig) != 0 }
+			waitFor := func(what string, cond func() bool) {
+				deadline := time.Now().Add(20 * time.Second)
+				for !cond() {
+					if time.Now().After(deadline) {
+						t.Fatalf("%v: not %s after 20s (stderr: %s)", tc.sig, what, stderr.String())
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+			waitFor("ignored", ignored)
+			if !tc.grace {
+				waitFor("caught", func() bool { return !ignored() && sigMask(t, pid, "SigCgt")&sigBit(tc.sig) != 0 })
+			}
+			if err := cmd.Process.Signal(tc.sig); err != nil {
+				t.Fatal(err)
+			}
+			if tc.grace {
+				stdin.Write([]byte("and the rest\n"))
+				stdin.Close()
+			}
+			err = cmd.Wait()
+			done = true
+			stdin.Close()
+			rec := lastAuditRecord(t, logPath)
+			if tc.grace {
+				if err != nil || stdout.Len() == 0 || rec.Outcome != audit.Signed {
+					t.Fatalf("%v in the grace: %v, %d bytes out, record %s %q (stderr: %s)", tc.sig, err, stdout.Len(), rec.Outcome, rec.Reason, stderr.String())
+				}
+				return
+			}
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != exitFailed {
+				t.Fatalf("signstar after %v: %v, want exit %d (stderr: %s)", tc.sig, err, exitFailed, stderr.String())
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout has %d bytes", stdout.Len())
+			}
+			want := "interrupted by " + tc.sig.String()
+			if rec.Outcome != audit.Failed || !strings.Contains(rec.Reason, want) || !strings.Contains(stderr.String(), want) {
+				t.Errorf("record %s %q, stderr %q; want failed, %q", rec.Outcome, rec.Reason, stderr.String(), want)
+			}
+		})
+	}
+}
+
+// TestStalledUploadEnds: the real binary, reading a pipe from a client that
+// stops sending but keeps the connection, ends the request after the idle
+// timeout with exit 1 and a failed record (a blocking stdin would wait for
+// ever, holding the process and, with a PIV profile, the card).
+func TestStalledUploadEnds(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildSignstar(t, dir, "-X main.idleTimeoutForTests=300ms")
+	mode := config.SandboxEnforce
+	if !sandbox.Check().CanMeet(mode) {
+		mode = config.SandboxBestEffort
+	}
+	cfg, _, logPath := sandboxSetup(t, dir, mode)
+	cmd := exec.Command(bin, "--config", cfg, "sign")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Write([]byte("seventeen bytes.\n"))
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err = <-exited:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+		t.Fatal("signstar still waiting on a stalled upload after 30s; the idle timeout is 300ms")
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitFailed || stdout.Len() != 0 {
+		t.Fatalf("signstar: %v, %d bytes out, want exit %d and none (stderr: %s)", err, stdout.Len(), exitFailed, stderr.String())
+	}
+	rec := lastAuditRecord(t, logPath)
+	if want := "no data from the client for 300ms after 17 bytes"; rec.Outcome != audit.Failed || !strings.Contains(rec.Reason, want) || rec.Size != 17 {
+		t.Errorf("record %s %q size %d; want failed, %q", rec.Outcome, rec.Reason, rec.Size, want)
+	}
+}
