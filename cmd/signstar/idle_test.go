@@ -17,7 +17,11 @@ func TestIdleReader(t *testing.T) {
 	}
 	defer pr.Close()
 	defer pw.Close()
-	r := &idleReader{f: pr, idle: 100 * time.Millisecond}
+	r, err := newUploadReader(pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.idle = 100 * time.Millisecond
 
 	go func() {
 		for i := 0; i < 5; i++ {

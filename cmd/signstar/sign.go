@@ -91,13 +91,15 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 	if isTerminal(r.stdin) {
 		return r.refuse("stdin is a terminal: pipe the artifact in (signstar sign < FILE > FILE.sig)")
 	}
-	r.stdin = prepareStdin(r.stdin)
+	upload, err := newUploadReader(r.stdin)
+	if err != nil {
+		return r.failed(err.Error())
+	}
 	grace := signalGrace
 	if d, err := time.ParseDuration(signalGraceForTests); err == nil {
 		grace = d
 	}
-	stdin := r.stdin
-	time.AfterFunc(grace, func() { stopOnSignal(stdin) })
+	time.AfterFunc(grace, upload.stopOnSignal)
 	p, err := r.selectProfile(cfg, req.Profile)
 	if err != nil {
 		return r.refuse(err.Error())
@@ -140,7 +142,8 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 	if d, err := time.ParseDuration(idleTimeoutForTests); err == nil {
 		idle = d
 	}
-	in, err := signer.Read(&idleReader{f: r.stdin, idle: idle}, h, p.MaxSize, observe)
+	upload.idle = idle
+	in, err := signer.Read(upload, h, p.MaxSize, observe)
 	if err != nil {
 		var part *signer.Partial
 		if errors.As(err, &part) {
@@ -264,25 +267,6 @@ var idleTimeout = 10 * time.Minute
 // idleTimeoutForTests, set with -ldflags -X, replaces idleTimeout.
 var idleTimeoutForTests string
 
-// idleReader gives every read of stdin a deadline. Regular files do not
-// take deadlines (they never stall), and that error is ignored.
-type idleReader struct {
-	f    *os.File
-	idle time.Duration
-}
-
-func (r *idleReader) Read(p []byte) (int, error) {
-	if interrupted.Load() != nil {
-		return 0, os.ErrDeadlineExceeded
-	}
-	r.f.SetReadDeadline(time.Now().Add(r.idle))
-	if interrupted.Load() != nil {
-		// A signal between the check and the deadline above.
-		return 0, os.ErrDeadlineExceeded
-	}
-	return r.f.Read(p)
-}
-
 // signalGrace is how long a sign request runs before SIGHUP, SIGINT and
 // SIGTERM stop it (see sign).
 var signalGrace = 10 * time.Millisecond
@@ -290,18 +274,6 @@ var signalGrace = 10 * time.Millisecond
 // signalGraceForTests, set with -ldflags -X, replaces signalGrace so that a
 // test can see both phases.
 var signalGraceForTests string
-
-// stopOnSignal turns SIGHUP, SIGINT and SIGTERM into a read error, so that
-// the request is audited as failed instead of vanishing.
-func stopOnSignal(stdin *os.File) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		s := <-ch
-		interrupted.Store(s)
-		stdin.SetReadDeadline(time.Now())
-	}()
-}
 
 func errText(err error) string {
 	var pe *os.PathError
