@@ -39,11 +39,11 @@ if [ "$quick" = 1 ]; then
 	ssh_size=67108864 ssh_label=64MiB ssh_runs=3
 else
 	sizes="1KiB:1024 64MiB:67108864 1GiB:1073741824"
-	ssh_size=268435456 ssh_label=256MiB ssh_runs=5
+	ssh_size=268435456 ssh_label=256MiB ssh_runs=11
 fi
 runs_for() {
 	case $1 in
-	1KiB) [ "$quick" = 1 ] && echo 15 || echo 31 ;;
+	1KiB) [ "$quick" = 1 ] && echo 15 || echo 101 ;;
 	64MiB) [ "$quick" = 1 ] && echo 5 || echo 9 ;;
 	*) echo 5 ;;
 	esac
