@@ -13,7 +13,6 @@ import (
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/backend/keyfile"
 	"github.com/signstar/signstar/internal/config"
-	"github.com/signstar/signstar/internal/sandbox"
 	"github.com/signstar/signstar/internal/testenv"
 )
 
@@ -43,10 +42,7 @@ func BenchmarkProcessSign1KiB(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run() })
-	mode := config.SandboxEnforce
-	if !sandbox.Check().CanMeet(mode) {
-		mode = config.SandboxBestEffort
-	}
+	mode := strictestMode()
 	for _, name := range []string{"ed25519", "rsa3072"} {
 		key := copyKey(b, dir, name)
 		cfg := benchConfig(b, dir, name, key, mode)

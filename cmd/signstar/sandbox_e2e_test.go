@@ -17,6 +17,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 
 	"github.com/signstar/signstar/internal/audit"
+	"github.com/signstar/signstar/internal/config"
+	"github.com/signstar/signstar/internal/sandbox"
 	"github.com/signstar/signstar/internal/testenv"
 )
 
@@ -70,6 +72,50 @@ func sandboxSetup(t *testing.T, dir, mode string) (cfg, keyring, logPath string)
 	return cfg, keyring, logPath
 }
 
+// signing is a real `signstar sign` reading from a pipe the test holds.
+type signing struct {
+	cmd            *exec.Cmd
+	stdin          io.WriteCloser
+	stdout, stderr bytes.Buffer
+	done           bool
+}
+
+// startSigning starts bin sign with cfg; Cleanup kills it if the test did
+// not wait for it.
+func startSigning(t *testing.T, bin, cfg string) *signing {
+	t.Helper()
+	s := &signing{cmd: exec.Command(bin, "--config", cfg, "sign")}
+	var err error
+	if s.stdin, err = s.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !s.done {
+			s.cmd.Process.Kill()
+			s.cmd.Wait()
+		}
+	})
+	return s
+}
+
+func (s *signing) wait() error {
+	err := s.cmd.Wait()
+	s.done = true
+	return err
+}
+
+// strictestMode is enforce where this kernel can meet it, else best-effort.
+func strictestMode() string {
+	if sandbox.Check().CanMeet(config.SandboxEnforce) {
+		return config.SandboxEnforce
+	}
+	return config.SandboxBestEffort
+}
+
 func lastAuditRecord(t *testing.T, logPath string) audit.Record {
 	t.Helper()
 	data, err := os.ReadFile(logPath)
@@ -111,23 +157,8 @@ func TestSandboxE2E(t *testing.T) {
 	bin := buildSignstar(t, dir, "")
 	cfg, keyring, logPath := sandboxSetup(t, dir, "enforce")
 
-	cmd := exec.Command(bin, "--config", cfg, "sign")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := false
-	t.Cleanup(func() {
-		if !exited {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
+	s := startSigning(t, bin, cfg)
+	cmd, stdin, stdout, stderr := s.cmd, s.stdin, &s.stdout, &s.stderr
 	artifact := bytes.Repeat([]byte("signstar sandbox e2e\n"), 4096)
 	if _, err := stdin.Write(artifact[:100]); err != nil {
 		t.Fatal(err)
@@ -166,9 +197,7 @@ func TestSandboxE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	stdin.Close()
-	err = cmd.Wait()
-	exited = true
-	if err != nil {
+	if err := s.wait(); err != nil {
 		t.Fatalf("signstar sign: %v\n%s", err, stderr.String())
 	}
 

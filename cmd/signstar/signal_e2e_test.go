@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"os/exec"
 	"strconv"
@@ -11,8 +10,6 @@ import (
 	"time"
 
 	"github.com/signstar/signstar/internal/audit"
-	"github.com/signstar/signstar/internal/config"
-	"github.com/signstar/signstar/internal/sandbox"
 )
 
 // sigMask reads a signal mask line (SigIgn, SigCgt) of /proc/PID/status.
@@ -34,11 +31,7 @@ func sigBit(s syscall.Signal) uint64 { return 1 << (uint(s) - 1) }
 func TestSignalDuringUpload(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildSignstar(t, dir, "-X main.signalGraceForTests=1s")
-	mode := config.SandboxEnforce
-	if !sandbox.Check().CanMeet(mode) {
-		mode = config.SandboxBestEffort
-	}
-	cfg, _, logPath := sandboxSetup(t, dir, mode)
+	cfg, _, logPath := sandboxSetup(t, dir, strictestMode())
 	for _, tc := range []struct {
 		sig   syscall.Signal
 		grace bool // sent during the grace
@@ -48,23 +41,8 @@ func TestSignalDuringUpload(t *testing.T) {
 			name = tc.sig.String() + " in the grace"
 		}
 		t.Run(name, func(t *testing.T) {
-			cmd := exec.Command(bin, "--config", cfg, "sign")
-			stdin, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := false
-			defer func() {
-				if !done {
-					cmd.Process.Kill()
-					cmd.Wait()
-				}
-			}()
+			s := startSigning(t, bin, cfg)
+			cmd, stdin, stdout, stderr := s.cmd, s.stdin, &s.stdout, &s.stderr
 			stdin.Write([]byte("the first bytes of an upload that stalls\n"))
 			pid := cmd.Process.Pid
 			ignored := func() bool { return sigMask(t, pid, "SigIgn")&sigBit(tc.sig) != 0 }
@@ -88,8 +66,7 @@ func TestSignalDuringUpload(t *testing.T) {
 				stdin.Write([]byte("and the rest\n"))
 				stdin.Close()
 			}
-			err = cmd.Wait()
-			done = true
+			err := s.wait()
 			stdin.Close()
 			rec := lastAuditRecord(t, logPath)
 			if tc.grace {
@@ -120,25 +97,14 @@ func TestSignalDuringUpload(t *testing.T) {
 func TestStalledUploadEnds(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildSignstar(t, dir, "-X main.idleTimeoutForTests=300ms")
-	mode := config.SandboxEnforce
-	if !sandbox.Check().CanMeet(mode) {
-		mode = config.SandboxBestEffort
-	}
-	cfg, _, logPath := sandboxSetup(t, dir, mode)
-	cmd := exec.Command(bin, "--config", cfg, "sign")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, _, logPath := sandboxSetup(t, dir, strictestMode())
+	s := startSigning(t, bin, cfg)
+	cmd, stdin, stdout, stderr := s.cmd, s.stdin, &s.stdout, &s.stderr
 	defer stdin.Close()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	stdin.Write([]byte("seventeen bytes.\n"))
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { exited <- s.wait() }()
+	var err error
 	select {
 	case err = <-exited:
 	case <-time.After(30 * time.Second):
