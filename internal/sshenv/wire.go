@@ -84,10 +84,14 @@ func keyBlob(blob []byte) (name string, key []byte, ok bool) {
 	}
 	start := w.b
 	var first []byte
+	mpints := typ == "ssh-rsa" || typ == "ssh-dss"
 	for i := range n {
 		f := w.str()
 		if i == 0 {
 			first = f
+		}
+		if mpints && !canonicalMpint(f) {
+			return "", nil, false
 		}
 	}
 	if !w.ok {
@@ -124,6 +128,21 @@ func keyBlob(blob []byte) (name string, key []byte, ok bool) {
 	key = binary.BigEndian.AppendUint32(nil, uint32(len(typ)))
 	key = append(key, typ...)
 	return name, append(key, fields...), true
+}
+
+// canonicalMpint reports whether b is a positive mpint (RFC 4251 5) in its
+// one encoding: no leading zero byte unless the next has its high bit set.
+// ssh-keygen and sshd fingerprint the key as they re-encode it, so a blob
+// with a padded number would have another fingerprint than the key's; sshd
+// never writes one, and it is refused rather than fingerprinted wrong.
+func canonicalMpint(b []byte) bool {
+	if len(b) == 0 {
+		return true // zero
+	}
+	if b[0]&0x80 != 0 {
+		return false // negative
+	}
+	return b[0] != 0 || (len(b) > 1 && b[1]&0x80 != 0)
 }
 
 // fingerprintSHA256 is ssh-keygen's SHA-256 fingerprint of a key blob.
