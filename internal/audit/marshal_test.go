@@ -77,3 +77,23 @@ func FuzzMarshal(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRecordSeq: whatever the last line of a log holds, recordSeq answers
+// only for valid JSON that starts as a record does, with a sequence number.
+func FuzzRecordSeq(f *testing.F) {
+	for i, s := range awkward {
+		line, _ := (&Record{Seq: uint64(i) + 1, Reason: s, Prev: ZeroHash}).Marshal()
+		f.Add(line)
+	}
+	f.Add([]byte(`{"seq":0,"x":1}`))
+	f.Add([]byte(`{"seq":18446744073709551616,"x":1}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		seq, ok := recordSeq(line)
+		if ok && (seq == 0 || !json.Valid(line) || !bytes.HasPrefix(line, []byte(`{"seq":`))) {
+			t.Fatalf("recordSeq(%q) = %d, true", line, seq)
+		}
+		if !ok && seq != 0 {
+			t.Fatalf("recordSeq(%q) = %d, false", line, seq)
+		}
+	})
+}
