@@ -32,8 +32,9 @@ import (
 // presenting the PIN.
 const GuardRetries = 1
 
-// OpenTimeout bounds the wait for a card another session holds open; piv-go
-// opens cards exclusively. Tests shorten it.
+// OpenTimeout bounds the wait for a card another session holds open (at
+// Open and again at each Sign); piv-go opens cards exclusively. Tests
+// shorten it.
 var OpenTimeout = 10 * time.Second
 
 // ParseSlot maps a slot name (9a, 9c, 9d, 9e, 82-95) to piv-go's Slot.
@@ -59,9 +60,14 @@ func ParseSlot(name string) (pivgo.Slot, error) {
 // Open reads the certificate at certPath, opens the card in the reader whose
 // name contains cfg.Reader, checks that cfg.Slot holds the certificate's
 // signing key and returns a key that signs with it. The PIN from
-// cfg.PINFile is read now (before any sandbox) and presented at the first
-// Sign. The card stays open, exclusively, until Close: signing needs no new
-// file or socket.
+// cfg.PINFile is read now (before any sandbox) and presented at Sign.
+//
+// The card is released before Open returns: other sessions may use it
+// while the artifact is read. Open keeps a pcscd connection instead
+// (pivgo.PreparePCSC), and Sign claims the card again through it,
+// exclusively, waiting up to OpenTimeout while another session holds it,
+// and releases it afterwards: signing needs no new file or socket. Sign
+// refuses a card whose slot no longer holds the same key.
 func Open(certPath string, cfg config.PIV, now time.Time) (*backend.Key, error) {
 	e, err := backend.ReadEntity(certPath)
 	if err != nil {
@@ -79,28 +85,33 @@ func Open(certPath string, cfg config.PIV, now time.Time) (*backend.Key, error) 
 	if err != nil {
 		return nil, err
 	}
-	yk, _, err := openCard(cfg.Reader)
+	// The connection to pcscd that Sign will use, dialed now, while
+	// sockets may still be opened.
+	if err := pivgo.PreparePCSC(); err != nil {
+		clear(pin)
+		return nil, fmt.Errorf("connecting to pcscd (is pcscd running?): %v", err)
+	}
+	yk, name, err := openCard(cfg.Reader)
 	if err != nil {
 		clear(pin)
 		return nil, err
 	}
-	s, err := newSigner(yk, slot, pin)
-	if err != nil {
-		yk.Close()
-		clear(pin)
-		return nil, err
+	s := &cardSigner{reader: name, slot: slot, slotName: cfg.Slot, pin: pin}
+	err = s.read(yk)
+	if err == nil {
+		s.cert, err = s.match(keys)
 	}
-	pub, err := s.match(keys, cfg.Slot)
 	if err == nil {
 		// Refuse early, before the artifact is read, when the PIN may
 		// not be tried; Sign checks again right before presenting it.
 		err = s.guard()
 	}
+	s.release()
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	return &backend.Key{Cert: e, Public: pub, Signer: s, Closer: s}, nil
+	return &backend.Key{Cert: e, Public: s.cert, Signer: s, Closer: s}, nil
 }
 
 func readPIN(path string) ([]byte, error) {
@@ -119,7 +130,8 @@ func readPIN(path string) ([]byte, error) {
 }
 
 // openCard opens the first reader whose name contains reader, waiting up to
-// OpenTimeout while another session holds it.
+// OpenTimeout while another session holds it, and returns the reader's
+// name.
 func openCard(reader string) (*pivgo.YubiKey, string, error) {
 	cards, err := pivgo.Cards()
 	if err != nil {
@@ -135,20 +147,28 @@ func openCard(reader string) (*pivgo.YubiKey, string, error) {
 	if name == "" {
 		return nil, "", fmt.Errorf("no smartcard reader matches %q (readers: %s): check [profile.piv] reader and that the card is plugged in", reader, listOrNone(cards))
 	}
+	yk, err := claim(name)
+	return yk, name, err
+}
+
+// claim opens the card in the reader called name, exclusively, waiting up
+// to OpenTimeout while another session holds it. Each try is a new PC/SC
+// context, on the connection PreparePCSC kept when it is idle.
+func claim(name string) (*pivgo.YubiKey, error) {
 	start := time.Now()
 	for {
 		yk, err := pivgo.Open(name)
 		if err == nil {
-			return yk, name, nil
+			return yk, nil
 		}
 		// Only a refused connect is "busy": piv-go reports the others
 		// after it connected, and then keeps the card (its Open does not
 		// release it when SELECT fails), so waiting would not help.
 		if !strings.HasPrefix(err.Error(), "connecting to smart card:") || !matches(err, pcscSharing) {
-			return nil, "", cardErr(fmt.Sprintf("opening the card in %q", name), err)
+			return nil, cardErr(fmt.Sprintf("opening the card in %q", name), err)
 		}
 		if time.Since(start) >= OpenTimeout {
-			return nil, "", &BusyError{Reader: name, Waited: OpenTimeout}
+			return nil, &BusyError{Reader: name, Waited: OpenTimeout}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -162,22 +182,29 @@ func listOrNone(s []string) string {
 }
 
 // cardSigner signs with a card slot. It is the crypto.Signer of backend.Key
-// and its Closer.
+// and its Closer. It holds the card (yk) only within Open and Sign.
 type cardSigner struct {
 	mu       sync.Mutex
-	yk       *pivgo.YubiKey
+	reader   string // the reader's full name
 	slot     pivgo.Slot
+	slotName string
+	cert     *packet.PublicKey // the certificate key the slot holds
+	pin      []byte
+	closed   bool
+
+	// Read from the card by read, each time it is claimed.
+	yk       *pivgo.YubiKey
 	pub      crypto.PublicKey
 	priv     crypto.Signer
 	policy   pivgo.PINPolicy
-	pin      []byte
 	verified bool
 }
 
-// newSigner reads the slot's public key and PIN policy (YubiKey metadata,
-// else the slot's X.509 certificate).
-func newSigner(yk *pivgo.YubiKey, slot pivgo.Slot, pin []byte) (*cardSigner, error) {
-	s := &cardSigner{yk: yk, slot: slot, pin: pin, policy: pivgo.PINPolicyAlways}
+// read takes the claimed card yk and reads the slot's public key and PIN
+// policy (YubiKey metadata, else the slot's X.509 certificate).
+func (s *cardSigner) read(yk *pivgo.YubiKey) error {
+	s.yk, s.pub, s.priv, s.policy, s.verified = yk, nil, nil, pivgo.PINPolicyAlways, false
+	slot := s.slot
 	info, err := yk.KeyInfo(slot)
 	switch {
 	case err == nil && info.PublicKey != nil:
@@ -186,14 +213,14 @@ func newSigner(yk *pivgo.YubiKey, slot pivgo.Slot, pin []byte) (*cardSigner, err
 			s.policy = info.PINPolicy
 		}
 	case errors.Is(err, pivgo.ErrNotFound):
-		return nil, fmt.Errorf("PIV slot %s holds no key: provision it with signstar piv setup", slot)
+		return fmt.Errorf("PIV slot %s holds no key: provision it with signstar piv setup", slot)
 	default:
 		cert, cerr := yk.Certificate(slot)
 		if cerr != nil {
 			if err == nil {
 				err = cerr
 			}
-			return nil, cardErr(fmt.Sprintf("reading the key in PIV slot %s", slot), err)
+			return cardErr(fmt.Sprintf("reading the key in PIV slot %s", slot), err)
 		}
 		s.pub = cert.PublicKey
 	}
@@ -201,18 +228,26 @@ func newSigner(yk *pivgo.YubiKey, slot pivgo.Slot, pin []byte) (*cardSigner, err
 	// told not to.
 	priv, err := yk.PrivateKey(slot, s.pub, pivgo.KeyAuth{PINPolicy: pivgo.PINPolicyNever})
 	if err != nil {
-		return nil, fmt.Errorf("PIV slot %s: %v", slot, err)
+		return fmt.Errorf("PIV slot %s: %v", slot, err)
 	}
 	signer, ok := priv.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("PIV slot %s holds a key that cannot sign", slot)
+		return fmt.Errorf("PIV slot %s holds a key that cannot sign", slot)
 	}
 	s.priv = signer
-	return s, nil
+	return nil
+}
+
+// release closes the claimed card, if any, for other sessions.
+func (s *cardSigner) release() {
+	if s.yk != nil {
+		s.yk.Close()
+	}
+	s.yk, s.priv = nil, nil
 }
 
 // match returns the certificate key the card's key is, or a MismatchError.
-func (s *cardSigner) match(keys []*packet.PublicKey, slotName string) (*packet.PublicKey, error) {
+func (s *cardSigner) match(keys []*packet.PublicKey) (*packet.PublicKey, error) {
 	cardFP := ""
 	for _, k := range keys {
 		pk, _, err := publicKey(s.pub, k.CreationTime)
@@ -226,23 +261,48 @@ func (s *cardSigner) match(keys []*packet.PublicKey, slotName string) (*packet.P
 			cardFP = backend.Fingerprint(pk)
 		}
 	}
-	return nil, &MismatchError{Slot: slotName, Card: cardFP, Cert: backend.Fingerprint(keys[0])}
+	return nil, &MismatchError{Slot: s.slotName, Card: cardFP, Cert: backend.Fingerprint(keys[0])}
 }
 
-func (s *cardSigner) Public() crypto.PublicKey { return s.pub }
+// Public is the certificate's key; within Setup (no certificate yet), the
+// slot's.
+func (s *cardSigner) Public() crypto.PublicKey {
+	if s.cert != nil {
+		return s.cert.PublicKey
+	}
+	return s.pub
+}
 
-// Sign presents the PIN if the card needs it (after the guard), then has
-// the card sign digest. Errors: *RetriesError (PIN not presented),
-// *PINError (wrong PIN), ErrCardGone (wrapped), or the card's refusal.
+// Sign claims the card (waiting up to OpenTimeout while another session
+// holds it: *BusyError), checks that the slot still holds the
+// certificate's key (*MismatchError), presents the PIN if the card needs it
+// (after the guard), has the card sign digest and releases the card.
+// Errors: *RetriesError (PIN not presented), *PINError (wrong PIN),
+// ErrCardGone (wrapped), or the card's refusal.
 func (s *cardSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.yk == nil {
+	if s.closed {
 		return nil, errors.New("the card is closed")
 	}
-	if ec, ok := s.pub.(*ecdsa.PublicKey); ok && ec.Curve == elliptic.P384() && opts.HashFunc().Size() < 48 {
+	if ec, ok := s.Public().(*ecdsa.PublicKey); ok && ec.Curve == elliptic.P384() && opts.HashFunc().Size() < 48 {
 		// GnuPG rejects such signatures ("requires a 384 bit or larger hash").
 		return nil, fmt.Errorf("an ECDSA P-384 key needs a hash of 384 bits or more, not %v: set hash = \"sha512\" in the profile", opts.HashFunc())
+	}
+	if s.reader != "" { // else Setup holds the card, read
+		yk, err := claim(s.reader)
+		if err != nil {
+			return nil, err
+		}
+		defer s.release()
+		if err := s.read(yk); err != nil {
+			return nil, err
+		}
+		// The card may have been swapped, or the slot written, since
+		// Open.
+		if _, err := s.match([]*packet.PublicKey{s.cert}); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.login(); err != nil {
 		return nil, err
@@ -316,15 +376,12 @@ func (s *cardSigner) login() error {
 	return nil
 }
 
-// Close releases the card and forgets the PIN.
+// Close forgets the PIN. The card is held only within Open and Sign.
 func (s *cardSigner) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.pin)
-	if s.yk == nil {
-		return nil
-	}
-	err := s.yk.Close()
-	s.yk = nil
-	return err
+	s.closed = true
+	s.release()
+	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	pivgo "github.com/go-piv/piv-go/v2/piv"
+
 	"github.com/signstar/signstar/internal/backend"
 	"github.com/signstar/signstar/internal/config"
 	"github.com/signstar/signstar/internal/pivemu"
@@ -310,6 +312,8 @@ func TestCardRemoved(t *testing.T) {
 	}
 }
 
+// TestBusy: a card another session holds is waited for, up to
+// OpenTimeout, at Open and at Sign.
 func TestBusy(t *testing.T) {
 	r := newRig(t)
 	cert := r.setup("9c", "ecc-p256")
@@ -318,37 +322,130 @@ func TestBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
+	holder, err := pivgo.Open(r.reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	old := OpenTimeout
 	OpenTimeout = time.Second
 	defer func() { OpenTimeout = old }()
-	start := time.Now()
-	_, err = r.open(cert, "9c", r.pin)
-	var be *BusyError
-	if !errors.As(err, &be) {
-		t.Fatalf("second open: %v, want BusyError", err)
+	for _, what := range []string{"open", "sign"} {
+		start := time.Now()
+		if what == "open" {
+			_, err = r.open(cert, "9c", r.pin)
+		} else {
+			_, err = r.sign(k, []byte("data"))
+		}
+		var be *BusyError
+		if !errors.As(err, &be) {
+			t.Fatalf("%s of a held card: %v, want BusyError", what, err)
+		}
+		if d := time.Since(start); d < time.Second || d > 5*time.Second {
+			t.Errorf("%s waited %v for a busy card, want about 1s", what, d)
+		}
 	}
-	if d := time.Since(start); d < time.Second || d > 5*time.Second {
-		t.Errorf("waited %v for a busy card, want about 1s", d)
-	}
-	// The waiting session gets the card once the first one closes it.
+	// The waiting session gets the card once the holder closes it.
 	done := make(chan error, 1)
 	OpenTimeout = 10 * time.Second
 	go func() {
 		k2, err := r.open(cert, "9c", r.pin)
 		if err == nil {
+			_, err = r.sign(k2, []byte("data"))
 			k2.Close()
 		}
 		done <- err
 	}()
 	time.Sleep(300 * time.Millisecond)
-	k.Close()
+	holder.Close()
 	if err := <-done; err != nil {
-		t.Fatalf("open after the holder closed: %v", err)
+		t.Fatalf("open and sign after the holder closed: %v", err)
+	}
+	if _, err := r.sign(k, []byte("data")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNotHeld: between Open and Sign (while the artifact is read) the card
+// is free for other sessions; Sign claims it again and refuses it when the
+// slot's key changed meanwhile.
+func TestNotHeld(t *testing.T) {
+	r := newRig(t)
+	cert := r.setup("9c", "ecc-p256")
+	k, err := r.open(cert, "9c", r.pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	old := OpenTimeout
+	OpenTimeout = 10 * time.Second
+	defer func() { OpenTimeout = old }()
+
+	// piv-go opens exclusively and does not wait: it gets the card only
+	// if nobody holds it.
+	start := time.Now()
+	other, err := pivgo.Open(r.reader)
+	if err != nil {
+		t.Fatalf("the card is held between Open and Sign: %v", err)
+	}
+	other.Close()
+	// So does a second signstar session, which signs too.
+	k2, err := r.open(cert, "9c", r.pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.sign(k2, []byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	k2.Close()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the other sessions took %v: they waited for the card", d)
+	}
+	// And again after a signature: Sign releases the card.
+	if _, err := r.sign(k, []byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	other, err = pivgo.Open(r.reader)
+	if err != nil {
+		t.Fatalf("the card is held after Sign: %v", err)
+	}
+	other.Close()
+
+	// The slot gets another key while the artifact is read.
+	if _, err := Setup(SetupOptions{Reader: "Virtual PCD", Slot: "9c", UID: "Other <other@example.org>", Generate: "ecc-p256", PINFile: r.pin, Now: testNow, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	before := r.card.Signatures()
+	sig, err := r.sign(k, []byte("data"))
+	var me *MismatchError
+	if !errors.As(err, &me) || sig != nil || me.Card == "" || me.Card == me.Cert {
+		t.Fatalf("sign after the slot's key changed: %v (sig %x), want MismatchError", err, sig)
+	}
+	if r.card.Signatures() != before {
+		t.Fatal("the card signed with the other key")
+	}
+
+	// Another card (with an empty slot) in the reader.
+	r.emu.Remove()
+	<-r.emu.Removed()
+	r.emu, _ = pivemu.Plug(r.root, pivemu.NewCard(pivemu.Options{}))
+	if sig, err := r.sign(k, []byte("data")); err == nil || sig != nil || !strings.Contains(err.Error(), "holds no key") {
+		t.Fatalf("sign with another card in the reader: %v (sig %x)", err, sig)
+	}
+	// The right card back: Sign works again.
+	r.emu.Remove()
+	<-r.emu.Removed()
+	r.emu, _ = pivemu.Plug(r.root, r.card)
+	if _, err := r.sign(k, []byte("data")); !errors.As(err, &me) {
+		t.Fatalf("sign with the rewritten slot: %v, want MismatchError", err)
 	}
 }
 
 // TestNoNewSockets: after Open, signing opens no file or socket, so the
-// sandbox may forbid them.
+// sandbox may forbid them: Sign claims the card again on the pcscd
+// connection Open kept, whose descriptor stays the same. (A dial and close
+// within Sign would not show here; TestLockdownPIV in internal/sandbox signs
+// under the seccomp filter, which refuses socket and connect, and piv-go's
+// TestPreparePCSC counts dials.)
 func TestNoNewSockets(t *testing.T) {
 	r := newRig(t)
 	cert := r.setup("9c", "ecc-p256")

@@ -120,8 +120,8 @@ func Setup(o SetupOptions) ([]byte, error) {
 
 	// Sign the certificate through the same path as signing artifacts:
 	// read the key back from the card, guard the PIN, present it.
-	s, err := newSigner(yk, slot, pin)
-	if err != nil {
+	s := &cardSigner{slot: slot, slotName: o.Slot, pin: pin}
+	if err := s.read(yk); err != nil {
 		return nil, err
 	}
 	pk, raw, err := publicKey(s.pub, created)

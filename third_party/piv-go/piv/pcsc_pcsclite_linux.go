@@ -24,7 +24,8 @@ package piv
 // byte order; pcscd answers with the same struct (rv filled in), and
 // SCARD_TRANSMIT moves the APDU and its response after the struct. Each
 // context has its own connection, as in libpcsclite; its handles and
-// transactions use it too.
+// transactions use it too. A connection kept by PreparePCSC
+// (pcsc_keep_linux.go) serves one context after another.
 //
 // It keeps libpcsclite's semantics for the calls piv.go uses, and its
 // return codes, so errors read as they did (scErr, pcsc_errors.go). It
@@ -368,9 +369,21 @@ type scContext struct {
 	ctx      uint32
 	released bool
 	handles  map[int32]bool
+	// kept: conn is the connection PreparePCSC keeps
+	// (pcsc_keep_linux.go); it goes back to it, not closed, when the
+	// context is released.
+	kept bool
 }
 
 func newSCContext() (*scContext, error) {
+	if f := takeKeptConn(); f != nil {
+		c, err := establishOnKept(f)
+		if c != nil || !errors.Is(err, errKeptBroken) {
+			return c, err
+		}
+		// The kept connection failed (pcscd restarted?): connect
+		// anew, as without one.
+	}
 	minor := negotiatedMinor.Load()
 	if minor == 0 {
 		minor = protocolMinor
@@ -393,31 +406,50 @@ func newSCContext() (*scContext, error) {
 // establishes a context (SCardEstablishContext). On a version mismatch it
 // returns the server's version.
 func establishContext(minor int32) (*scContext, versionStruct, error) {
+	conn, ve, err := dialVersion(minor)
+	if err != nil {
+		return nil, ve, err
+	}
+	c := &scContext{conn: conn, handles: map[int32]bool{}}
+	if err := c.establish(); err != nil {
+		c.conn.close()
+		return nil, ve, err
+	}
+	return c, ve, nil
+}
+
+// dialVersion connects to pcscd and agrees on protocol 4:minor. On a
+// version mismatch it returns the server's version.
+func dialVersion(minor int32) (pcscConn, versionStruct, error) {
 	f, err := pcscDial()
 	if err != nil {
-		return nil, versionStruct{}, &scErr{scardENoService}
+		return pcscConn{}, versionStruct{}, &scErr{scardENoService}
 	}
-	c := &scContext{conn: pcscConn{f: f}, handles: map[int32]bool{}}
+	conn := pcscConn{f: f}
 	var ve versionStruct
-	err = c.conn.call(cmdVersion, versionStruct{Major: protocolMajor, Minor: minor}, &ve, pcscReplyTimeout)
+	err = conn.call(cmdVersion, versionStruct{Major: protocolMajor, Minor: minor}, &ve, pcscReplyTimeout)
 	if err == nil {
 		err = scCheck(ve.RV)
 	}
 	if err != nil {
-		c.conn.close()
-		return nil, ve, err
+		conn.close()
+		return pcscConn{}, ve, err
 	}
+	return conn, ve, nil
+}
+
+// establish establishes the context on c.conn (SCardEstablishContext).
+func (c *scContext) establish() error {
 	var es establishStruct
-	err = c.conn.call(cmdEstablishContext, establishStruct{Scope: scardScopeSystem}, &es, pcscReplyTimeout)
+	err := c.conn.call(cmdEstablishContext, establishStruct{Scope: scardScopeSystem}, &es, pcscReplyTimeout)
 	if err == nil {
 		err = scCheck(es.RV)
 	}
 	if err != nil {
-		c.conn.close()
-		return nil, ve, err
+		return err
 	}
 	c.ctx = es.Context
-	return c, ve, nil
+	return nil
 }
 
 // usable is nil for a context that was not released.
@@ -448,8 +480,15 @@ func (c *scContext) Close() error {
 	if err == nil {
 		err = scCheck(re.RV)
 	}
-	// libpcsclite forgets the context whatever pcscd answered.
-	c.conn.close()
+	// libpcsclite forgets the context whatever pcscd answered. A kept
+	// connection goes back to be reused when pcscd released the context
+	// (and so holds none for it any more).
+	if c.kept && err == nil && !c.conn.broken {
+		putKeptConn(c.conn.f)
+		c.conn = pcscConn{broken: true}
+	} else {
+		c.conn.close()
+	}
 	c.released = true
 	c.handles = nil
 	return err

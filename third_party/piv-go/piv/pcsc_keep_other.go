@@ -1,0 +1,22 @@
+// Copyright 2026 The signstar Authors
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     https://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+//go:build !linux
+
+package piv
+
+// PreparePCSC (signstar patch, see SIGNSTAR.md) keeps a pcscd connection
+// for later contexts on Linux, where piv-go speaks to pcscd itself. Here
+// each context is libpcsclite's or the system's, and this does nothing.
+func PreparePCSC() error { return nil }
