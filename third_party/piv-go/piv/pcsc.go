@@ -95,7 +95,7 @@ func (a *apduErr) Error() string {
 		msg = "not enough memory"
 	case 0x6a86:
 		msg = "incorrect parameter in P1 or P2"
-	//0x6a88 is "referenced data or reference data not found" aka ErrNotFound
+		//0x6a88 is "referenced data or reference data not found" aka ErrNotFound
 	}
 
 	if msg != "" {

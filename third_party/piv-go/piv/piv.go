@@ -121,7 +121,6 @@ type YubiKey struct {
 	// YubiKey's version or PIV version? A NEO reports v1.0.4. Figure this out
 	// before exposing an API.
 	version *version
-
 }
 
 // Close releases the connection to the smart card.
