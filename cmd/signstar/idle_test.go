@@ -17,11 +17,10 @@ func TestIdleReader(t *testing.T) {
 	}
 	defer pr.Close()
 	defer pw.Close()
-	r, err := newUploadReader(pr)
+	r, err := newUploadReader(pr, 100*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.idle = 100 * time.Millisecond
 
 	go func() {
 		for i := 0; i < 5; i++ {

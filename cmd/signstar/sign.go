@@ -91,15 +91,11 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 	if isTerminal(r.stdin) {
 		return r.refuse("stdin is a terminal: pipe the artifact in (signstar sign < FILE > FILE.sig)")
 	}
-	upload, err := newUploadReader(r.stdin)
+	upload, err := newUploadReader(r.stdin, overridden(idleTimeout, idleTimeoutForTests))
 	if err != nil {
 		return r.failed(err.Error())
 	}
-	grace := signalGrace
-	if d, err := time.ParseDuration(signalGraceForTests); err == nil {
-		grace = d
-	}
-	time.AfterFunc(grace, upload.stopOnSignal)
+	time.AfterFunc(overridden(signalGrace, signalGraceForTests), upload.stopOnSignal)
 	p, err := r.selectProfile(cfg, req.Profile)
 	if err != nil {
 		return r.refuse(err.Error())
@@ -138,11 +134,6 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 			extra.Write(b)
 		}
 	}
-	idle := idleTimeout
-	if d, err := time.ParseDuration(idleTimeoutForTests); err == nil {
-		idle = d
-	}
-	upload.idle = idle
 	in, err := signer.Read(upload, h, p.MaxSize, observe)
 	if err != nil {
 		var part *signer.Partial
@@ -156,7 +147,7 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 			return r.failed(fmt.Sprintf("interrupted by %v while reading the artifact", sig))
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return r.failed(fmt.Sprintf("no data from the client for %v after %d bytes; nothing was signed", idle, r.rec.Size))
+			return r.failed(fmt.Sprintf("no data from the client for %v after %d bytes; nothing was signed", upload.idle, r.rec.Size))
 		}
 		return r.failed("cannot read the artifact from stdin: " + errText(err))
 	}
@@ -274,6 +265,14 @@ var signalGrace = 10 * time.Millisecond
 // signalGraceForTests, set with -ldflags -X, replaces signalGrace so that a
 // test can see both phases.
 var signalGraceForTests string
+
+// overridden is d, or the duration a test set with -ldflags -X.
+func overridden(d time.Duration, forTests string) time.Duration {
+	if t, err := time.ParseDuration(forTests); err == nil {
+		return t
+	}
+	return d
+}
 
 func errText(err error) string {
 	var pe *os.PathError

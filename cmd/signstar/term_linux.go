@@ -49,13 +49,14 @@ type uploadReader struct {
 	idle   time.Duration
 }
 
-// newUploadReader prepares stdin. A pipe is grown to 1 MiB (the unprivileged
+// newUploadReader prepares stdin, to be read with idle as the longest
+// stall. A pipe is grown to 1 MiB (the unprivileged
 // maximum), so that sshd can keep writing while a chunk is being hashed
 // instead of stalling on a full 64 KiB pipe; failure only costs speed. It
 // must run before the lock-down (it opens the eventfd, which is never
 // closed: a late signal must not write to a descriptor number reused).
-func newUploadReader(f *os.File) (*uploadReader, error) {
-	u := &uploadReader{f: f, fd: int(f.Fd()), idle: idleTimeout}
+func newUploadReader(f *os.File, idle time.Duration) (*uploadReader, error) {
+	u := &uploadReader{f: f, fd: int(f.Fd()), idle: idle}
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create an eventfd: %v", err)
