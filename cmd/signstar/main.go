@@ -1,6 +1,6 @@
 // Command signstar is a signing enclave behind SSH: it reads an artifact on
 // stdin and writes a detached OpenPGP signature on stdout, after appending an
-// audit record. See README.md and CONTRACT.md for the command line.
+// audit record. See README.md and docs/CONTRACT.md for the command line.
 //
 // This package holds only command-line concerns: modes, words, messages and
 // exit codes. The work is done in internal/.
