@@ -172,6 +172,14 @@ func (r *run) main() int {
 		case "help", "--help", "-h":
 			fmt.Fprint(r.stderr, usage)
 			return exitOK
+		case command.Version:
+			// Needs neither the configuration nor the audit log: a
+			// successful version is not recorded anyway, and an
+			// administrator asks it before either exists.
+			if _, err := command.ParseWords(inv.words, false); err != nil {
+				return r.fail(exitRefused, err.Error())
+			}
+			return r.output([]byte("signstar " + Version + "\n"))
 		}
 	}
 
