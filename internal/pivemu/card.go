@@ -63,6 +63,10 @@ type Options struct {
 	Version       [3]byte // default 5.4.3
 	Serial        uint32  // default 0x00c0ffee
 	Rand          io.Reader
+	// NoPINReset makes the card refuse VERIFY with P1=FF (6A86), as a card
+	// that implements only P1=00 does (Yubico documents no other): only a
+	// reset then clears the PIN's security status.
+	NoPINReset bool
 }
 
 // Card is the state of one emulated PIV application. It is safe for
@@ -83,6 +87,9 @@ type Card struct {
 	mgmtAuthed            bool
 	witness               []byte
 
+	resets int // power cycles and warm resets
+
+	refuse   func(cmd *Command) uint16
 	chain    *Command // command chaining in progress
 	pending  []byte   // response bytes left for GET RESPONSE
 	trace    func(capdu []byte)
@@ -193,7 +200,32 @@ func (c *Card) Reset() {
 	c.resetLocked()
 }
 
+// Refuse makes the card answer a command with the status word f returns
+// for it, instead of processing it, when that is not 9000: a card failing
+// in the middle of a session.
+func (c *Card) Refuse(f func(cmd *Command) uint16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refuse = f
+}
+
+// PINVerified reports whether the PIN's security status is set: a slot
+// with PIN policy "once" would sign now without a PIN.
+func (c *Card) PINVerified() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pinVerified
+}
+
+// Resets returns how many times the card was powered on or reset.
+func (c *Card) Resets() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.resets
+}
+
 func (c *Card) resetLocked() {
+	c.resets++
 	c.selected = false
 	c.pinVerified, c.pinFresh, c.mgmtAuthed = false, false, false
 	c.witness = nil
@@ -245,6 +277,11 @@ func (c *Card) Transmit(capdu []byte) []byte {
 	} else if cmd.Chained() {
 		c.chain = &Command{INS: cmd.INS, P1: cmd.P1, P2: cmd.P2, Data: bytes.Clone(cmd.Data)}
 		return sw(swOK)
+	}
+	if c.refuse != nil {
+		if status := c.refuse(cmd); status != swOK {
+			return sw(status)
+		}
 	}
 	data, status := c.dispatch(cmd)
 	if status != swOK {
@@ -346,6 +383,9 @@ func (c *Card) verify(cmd *Command) ([]byte, uint16) {
 	}
 	switch cmd.P1 {
 	case 0xff: // reset the security status (SP 800-73-4 part 2, 3.2.1)
+		if c.opt.NoPINReset {
+			return nil, swIncorrectP1P2
+		}
 		if len(cmd.Data) != 0 {
 			return nil, swWrongLength
 		}

@@ -238,12 +238,55 @@ func (s *cardSigner) read(yk *pivgo.YubiKey) error {
 	return nil
 }
 
-// release closes the claimed card, if any, for other sessions.
+// release closes the claimed card, if any, for other sessions. It leaves
+// the PIN's security status as it found it: Open presents no PIN.
 func (s *cardSigner) release() {
 	if s.yk != nil {
 		s.yk.Close()
 	}
 	s.yk, s.priv = nil, nil
+}
+
+// logout releases the claimed card, if any, leaving no PIN verified on it
+// (endSession), as Sign does on every path once it claimed the card.
+func (s *cardSigner) logout() error {
+	var err error
+	if s.yk != nil {
+		err = endSession(s.yk)
+	}
+	s.yk, s.priv, s.verified = nil, nil, false
+	return err
+}
+
+// endSession closes yk so that the next session, in any process, finds the
+// PIN not verified: a slot with PIN policy "once" would otherwise sign for
+// whoever opens the card next, without a PIN. It asks the card to reset the
+// PIN's security status (VERIFY P1=FF, SP 800-73-4 part 2, 3.2.1) and
+// checks with an empty VERIFY that the card did; when the card refused
+// (Yubico documents VERIFY with P1=00 only) or still reports the PIN
+// verified, it disconnects with SCARD_RESET_CARD, a warm reset, which
+// clears every security status. An error means the PIN may still be
+// verified; a card gone needs no reset.
+func endSession(yk *pivgo.YubiKey) error {
+	err := yk.ResetPINStatus()
+	if err == nil {
+		_, err = yk.Retries()
+		var ae pivgo.AuthErr
+		if err == nil || errors.As(err, &ae) { // counter (63Cx) or blocked (6983): not verified
+			return yk.Close()
+		}
+	}
+	if matches(err, pcscGone) {
+		// Nothing is verified on a card that is gone, and pcscd would
+		// only fail to reset the empty reader.
+		yk.Close()
+		return nil
+	}
+	err = yk.CloseReset()
+	if err == nil || matches(err, pcscGone) {
+		return nil
+	}
+	return cardErr("resetting the card so that no PIN stays verified", err)
 }
 
 // match returns the certificate key the card's key is, or a MismatchError.
@@ -294,16 +337,32 @@ func (s *cardSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts)
 		if err != nil {
 			return nil, err
 		}
-		defer s.release()
-		if err := s.read(yk); err != nil {
-			return nil, err
+		sig, err := s.signClaimed(yk, rand, digest, opts)
+		// On every path, the card is left with no PIN verified; a
+		// signature made while that failed is not handed out.
+		if lerr := s.logout(); lerr != nil && err == nil {
+			return nil, lerr
 		}
-		// The card may have been swapped, or the slot written, since
-		// Open.
-		if _, err := s.match([]*packet.PublicKey{s.cert}); err != nil {
-			return nil, err
-		}
+		return sig, err
 	}
+	return s.signHeld(rand, digest, opts)
+}
+
+// signClaimed signs with the card Sign claimed, after checking that it is
+// still the card Open read.
+func (s *cardSigner) signClaimed(yk *pivgo.YubiKey, rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if err := s.read(yk); err != nil {
+		return nil, err
+	}
+	// The card may have been swapped, or the slot written, since Open.
+	if _, err := s.match([]*packet.PublicKey{s.cert}); err != nil {
+		return nil, err
+	}
+	return s.signHeld(rand, digest, opts)
+}
+
+// signHeld presents the PIN if needed and signs with the card s holds.
+func (s *cardSigner) signHeld(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	if err := s.login(); err != nil {
 		return nil, err
 	}

@@ -34,7 +34,12 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	card := pivemu.NewCard(pivemu.Options{})
+	return newRigWith(t, pivemu.Options{})
+}
+
+func newRigWith(t *testing.T, opt pivemu.Options) *rig {
+	t.Helper()
+	card := pivemu.NewCard(opt)
 	emu, reader := pivemu.Start(t, card)
 	r := &rig{t: t, root: t, dir: t.TempDir(), card: card, emu: emu, reader: reader}
 	r.pin = r.file("pin", pivemu.DefaultPIN+"\n", 0o600)

@@ -49,12 +49,17 @@ var generateAlgs = map[string]pivgo.Algorithm{
 	"rsa2048":  pivgo.AlgorithmRSA2048,
 }
 
+// setupPINPolicy is the PIN policy Setup gives the key: "always", so that
+// each signature needs the PIN. Tests set "once", the policy of keys that
+// other tools provision, to show that no PIN stays verified.
+var setupPINPolicy = pivgo.PINPolicyAlways
+
 // Setup puts a key in the slot (generated on the card, or imported), then
 // returns the armored OpenPGP certificate for it: the card's public key as
 // primary key, with the user ID and a self-signature made by the card. For
 // an imported key the key's own creation time is kept, so its fingerprint
 // stays the same.
-func Setup(o SetupOptions) ([]byte, error) {
+func Setup(o SetupOptions) (out []byte, err error) {
 	if err := checkUID(o.UID); err != nil {
 		return nil, err
 	}
@@ -99,13 +104,19 @@ func Setup(o SetupOptions) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer yk.Close()
+	// The certificate's self-signature presents the PIN: it must not stay
+	// verified after Setup, whatever happens.
+	defer func() {
+		if cerr := endSession(yk); cerr != nil && err == nil {
+			out, err = nil, cerr
+		}
+	}()
 	if !o.Force {
 		if info, err := yk.KeyInfo(slot); err == nil && info.PublicKey != nil {
 			return nil, &UsageError{fmt.Sprintf("PIV slot %s already holds a key: give --force to replace it", o.Slot)}
 		}
 	}
-	policy := pivgo.Key{Algorithm: alg, PINPolicy: pivgo.PINPolicyAlways, TouchPolicy: pivgo.TouchPolicyNever}
+	policy := pivgo.Key{Algorithm: alg, PINPolicy: setupPINPolicy, TouchPolicy: pivgo.TouchPolicyNever}
 	if imported != nil {
 		err = yk.SetPrivateKeyInsecure(mgmt, slot, imported, policy)
 	} else {

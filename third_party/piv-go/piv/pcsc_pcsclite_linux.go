@@ -84,6 +84,7 @@ const (
 	scardProtocolT1     = 0x0002
 	scardProtocolAny    = 0x0003 // T0|T1
 	scardLeaveCard      = 0x0000
+	scardResetCard      = 0x0001
 
 	maxReaderName         = 128 // MAX_READERNAME
 	maxATRSize            = 33  // MAX_ATR_SIZE
@@ -552,7 +553,13 @@ func (c *scContext) Connect(reader string) (*scHandle, error) {
 	return &scHandle{c: c, h: co.Card}, nil
 }
 
-func (h *scHandle) Close() error {
+func (h *scHandle) Close() error { return h.disconnect(scardLeaveCard) }
+
+// CloseReset disconnects and has pcscd reset the card (SCARD_RESET_CARD),
+// which clears its security status.
+func (h *scHandle) CloseReset() error { return h.disconnect(scardResetCard) }
+
+func (h *scHandle) disconnect(disposition uint32) error {
 	c := h.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -560,7 +567,7 @@ func (h *scHandle) Close() error {
 		return err
 	}
 	var di disconnectStruct
-	err := c.conn.call(cmdDisconnect, disconnectStruct{Card: h.h, Disposition: scardLeaveCard}, &di, pcscReplyTimeout)
+	err := c.conn.call(cmdDisconnect, disconnectStruct{Card: h.h, Disposition: disposition}, &di, pcscReplyTimeout)
 	if err != nil {
 		return err
 	}

@@ -110,6 +110,10 @@ func (h *scHandle) Close() error {
 	return scCheck(C.SCardDisconnect(h.h, C.SCARD_LEAVE_CARD))
 }
 
+func (h *scHandle) CloseReset() error {
+	return scCheck(C.SCardDisconnect(h.h, C.SCARD_RESET_CARD))
+}
+
 type scTx struct {
 	h C.SCARDHANDLE
 }

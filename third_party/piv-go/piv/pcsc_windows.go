@@ -36,6 +36,7 @@ const (
 	scardScopeSystem      = 2
 	scardShareExclusive   = 1
 	scardLeaveCard        = 0
+	scardResetCard        = 1
 	scardProtocolT1       = 2
 	scardPCIT1            = 0
 	maxBufferSizeExtended = (4 + 3 + (1 << 16) + 3 + 2)
@@ -151,6 +152,11 @@ type scHandle struct {
 
 func (h *scHandle) Close() error {
 	r0, _, _ := procSCardDisconnect.Call(uintptr(h.handle), scardLeaveCard)
+	return scCheck(r0)
+}
+
+func (h *scHandle) CloseReset() error {
+	r0, _, _ := procSCardDisconnect.Call(uintptr(h.handle), scardResetCard)
 	return scCheck(r0)
 }
 
