@@ -7,6 +7,7 @@ package backend
 
 import (
 	"bytes"
+	"cmp"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -16,6 +17,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -142,9 +145,23 @@ type KeyError struct {
 
 func (e *KeyError) Error() string { return "key " + e.Fingerprint + " " + e.Reason }
 
-// SigningKeys returns the keys of e that may sign at now, primary first, then
-// subkeys from newest to oldest. It refuses revoked and expired certificates
-// and RSA keys under 2048 bits.
+// SigningKeys returns the keys of e that may sign at now, in GnuPG's order
+// of preference: the valid signing subkeys, newest first by the subkey's own
+// creation time (not its binding signature's, which a routine
+// gpg --quick-set-expire renews), then the primary key if it may sign. This
+// is the order of g10/getkey.c's finish_lookup, which signs with the newest
+// usable subkey whose secret is present and falls back to the primary only
+// when there is none; Choose applies the "secret is present" part.
+//
+// Subkeys count when their newest binding signature gives the signing flag
+// and neither it nor the subkey has expired, the subkey is not revoked and
+// not created after now. Among subkeys created in the same second the first
+// in the certificate comes first (GnuPG takes a later one only if strictly
+// newer). The primary key counts when its self-signature gives the signing
+// flag, or no flags at all (GnuPG then allows what the algorithm can do).
+//
+// SigningKeys refuses revoked and expired certificates and v6 keys; the
+// algorithm of the key that is chosen is checked by Choose.
 func SigningKeys(e *openpgp.Entity, now time.Time) ([]*packet.PublicKey, error) {
 	fp := Fingerprint(e.PrimaryKey)
 	if e.PrimaryKey.Version != 4 {
@@ -163,42 +180,84 @@ func SigningKeys(e *openpgp.Entity, now time.Time) ([]*packet.PublicKey, error) 
 	if id != nil && id.Revoked(now) {
 		return nil, &KeyError{fp, "has its primary user ID revoked"}
 	}
-	var keys []*packet.PublicKey
-	if sig.FlagsValid && sig.FlagSign && e.PrimaryKey.PubKeyAlgo.CanSign() {
-		keys = append(keys, e.PrimaryKey)
+	type sub struct {
+		pk *packet.PublicKey
+		i  int
 	}
-	var subs []openpgp.Subkey
-	for _, s := range e.Subkeys {
+	var subs []sub
+	for i, s := range e.Subkeys {
 		if s.Sig != nil && s.Sig.FlagsValid && s.Sig.FlagSign && s.PublicKey.PubKeyAlgo.CanSign() &&
-			!s.PublicKey.KeyExpired(s.Sig, now) && !s.Sig.SigExpired(now) && !s.Revoked(now) {
-			subs = append(subs, s)
+			!s.PublicKey.KeyExpired(s.Sig, now) && !s.Sig.SigExpired(now) && !s.Revoked(now) &&
+			!s.PublicKey.CreationTime.After(now) {
+			subs = append(subs, sub{s.PublicKey, i})
 		}
 	}
-	// newest first, as GnuPG picks
-	for i := 1; i < len(subs); i++ {
-		for j := i; j > 0 && subs[j].Sig.CreationTime.After(subs[j-1].Sig.CreationTime); j-- {
-			subs[j], subs[j-1] = subs[j-1], subs[j]
+	slices.SortStableFunc(subs, func(a, b sub) int {
+		ta, tb := a.pk.CreationTime.Unix(), b.pk.CreationTime.Unix()
+		if ta == 0 && tb == 0 {
+			// GnuPG's one exception: a subkey created at 0 replaces an
+			// earlier one created at 0, so the last of them wins.
+			return cmp.Compare(b.i, a.i)
 		}
-	}
+		return cmp.Compare(tb, ta)
+	})
+	var keys []*packet.PublicKey
 	for _, s := range subs {
-		keys = append(keys, s.PublicKey)
+		keys = append(keys, s.pk)
+	}
+	if (!sig.FlagsValid || sig.FlagSign) && e.PrimaryKey.PubKeyAlgo.CanSign() {
+		keys = append(keys, e.PrimaryKey)
 	}
 	if len(keys) == 0 {
 		return nil, &KeyError{fp, "has no valid key that may sign (no signing flag, or its subkeys expired or were revoked)"}
 	}
-	var out []*packet.PublicKey
-	var weak error
+	return keys, nil
+}
+
+// NoSecretError means that none of the certificate's signing keys has its
+// secret where the backend looks (the key file, the agent).
+type NoSecretError struct {
+	Fingerprint string              // the certificate's primary key
+	Keys        []*packet.PublicKey // the signing keys looked for, in order
+}
+
+func (e *NoSecretError) Error() string {
+	return fmt.Sprintf("the secret of none of the signing keys of %s is present (%s)", e.Fingerprint, e.List())
+}
+
+// List names the keys looked for, comma-separated.
+func (e *NoSecretError) List() string {
+	fps := make([]string, len(e.Keys))
+	for i, k := range e.Keys {
+		fps[i] = Fingerprint(k)
+	}
+	return strings.Join(fps, ", ")
+}
+
+// Choose returns the key of e that signs at now: the first of SigningKeys
+// for which hasSecret reports the secret present, which is the key that
+// gpg --detach-sign --local-user FINGERPRINT signs with. hasSecret's error
+// ends the search. The chosen key must pass CheckAlgorithm: a key that GnuPG
+// would sign with but signstar does not is refused, never passed over for
+// another key, so that signstar and gpg never sign with different keys.
+func Choose(e *openpgp.Entity, now time.Time, hasSecret func(*packet.PublicKey) (bool, error)) (*packet.PublicKey, error) {
+	keys, err := SigningKeys(e, now)
+	if err != nil {
+		return nil, err
+	}
 	for _, k := range keys {
-		if err := CheckAlgorithm(k); err != nil {
-			weak = err
-			continue
+		ok, err := hasSecret(k)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, k)
+		if ok {
+			if err := CheckAlgorithm(k); err != nil {
+				return nil, err
+			}
+			return k, nil
+		}
 	}
-	if len(out) == 0 {
-		return nil, weak
-	}
-	return out, nil
+	return nil, &NoSecretError{Fingerprint: Fingerprint(e.PrimaryKey), Keys: keys}
 }
 
 // CheckAlgorithm refuses algorithms and sizes we do not sign with.

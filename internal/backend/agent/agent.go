@@ -2,8 +2,8 @@
 // its Assuan socket by a small client of our own (no gpgme, no gpg process).
 //
 // The certificate comes from a file; its signing keys are mapped to keygrips
-// and the first one the agent holds (primary first, then signing subkeys)
-// signs. The connection is made in Open, so Sign needs no new file or socket
+// and the one GnuPG would sign with signs: the newest signing subkey the
+// agent holds, else the primary (backend.SigningKeys has the rule). The connection is made in Open, so Sign needs no new file or socket
 // once the sandbox is locked down.
 //
 // A socket path may also be GnuPG's socket redirection file
@@ -68,24 +68,19 @@ func (e *NoKeyError) Error() string {
 }
 
 // Open reads the public certificate at certPath, connects to the gpg-agent
-// at socket and returns the first signing key (primary first, then signing
-// subkeys) that the agent holds. If passphraseFile is not empty, its first
-// line answers the agent's passphrase inquiries (loopback pinentry); it is
-// read now and kept in memory until Close.
+// at socket and returns the signing key that gpg would sign with: the newest
+// signing subkey that the agent holds, else the primary key. If
+// passphraseFile is not empty, its first line answers the agent's passphrase
+// inquiries (loopback pinentry); it is read now and kept in memory until
+// Close.
 func Open(certPath, socket, passphraseFile string, now time.Time) (*backend.Key, error) {
 	cert, err := backend.ReadEntity(certPath)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := backend.SigningKeys(cert, now)
-	if err != nil {
+	// A certificate that cannot sign is refused before the agent is asked.
+	if _, err := backend.SigningKeys(cert, now); err != nil {
 		return nil, err
-	}
-	grips := make([]Keygrip, len(keys))
-	for i, k := range keys {
-		if grips[i], err = KeygripOf(k); err != nil {
-			return nil, fmt.Errorf("key %s: %v", backend.Fingerprint(k), err)
-		}
 	}
 	var pass []byte
 	if passphraseFile != "" {
@@ -98,29 +93,39 @@ func Open(certPath, socket, passphraseFile string, now time.Time) (*backend.Key,
 		clear(pass)
 		return nil, err
 	}
-	for i, g := range grips {
-		_, err := s.c.transact("HAVEKEY "+g.String(), nil)
-		if err == nil {
-			s.pub, s.grip = keys[i], g
-			pub, err := backend.StdPublic(keys[i])
-			if err != nil {
-				s.Close()
-				return nil, err
+	// The key GnuPG would sign with: for gpg too, a key's secret is
+	// present when the agent has it (agent_probe_secret_key, HAVEKEY).
+	var grips []string
+	pub, err := backend.Choose(cert, now, func(k *packet.PublicKey) (bool, error) {
+		g, err := KeygripOf(k)
+		if err != nil {
+			if aerr := backend.CheckAlgorithm(k); aerr != nil {
+				return false, aerr
 			}
-			s.public = pub
-			return &backend.Key{Cert: cert, Public: keys[i], Signer: s, Closer: s}, nil
+			return false, fmt.Errorf("key %s: %v", backend.Fingerprint(k), err)
 		}
-		if !errors.Is(err, ErrKeyNotInAgent) {
-			s.Close()
-			return nil, err
+		grips = append(grips, g.String())
+		_, err = s.c.transact("HAVEKEY "+g.String(), nil)
+		if errors.Is(err, ErrKeyNotInAgent) {
+			return false, nil
 		}
+		s.grip = g
+		return err == nil, err
+	})
+	if err != nil {
+		s.Close()
+		var nse *backend.NoSecretError
+		if errors.As(err, &nse) {
+			return nil, &NoKeyError{Fingerprint: nse.Fingerprint, Keygrips: grips}
+		}
+		return nil, err
 	}
-	s.Close()
-	ne := &NoKeyError{Fingerprint: backend.Fingerprint(cert.PrimaryKey)}
-	for _, g := range grips {
-		ne.Keygrips = append(ne.Keygrips, g.String())
+	s.pub = pub
+	if s.public, err = backend.StdPublic(pub); err != nil {
+		s.Close()
+		return nil, err
 	}
-	return nil, ne
+	return &backend.Key{Cert: cert, Public: pub, Signer: s, Closer: s}, nil
 }
 
 // connect dials the agent and sets the session options.

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"bytes"
+	"crypto"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signstar/signstar/internal/backend"
+	"github.com/signstar/signstar/internal/gnupgtest"
 	"github.com/signstar/signstar/internal/testenv"
 )
 
@@ -114,4 +118,46 @@ func (g *gnupg) keygrips() map[string]string {
 		}
 	}
 	return grips
+}
+
+// TestGnuPGChoice imports each GnuPG-made key into a real agent, as an
+// operator does, and checks that Open chooses the key gpg --detach-sign
+// chooses with that same agent: the newest signing subkey the agent holds
+// (an offline primary, a stub subkey), by the subkey's creation time.
+func TestGnuPGChoice(t *testing.T) {
+	for _, c := range gnupgtest.Cases(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			g := startAgent(t)
+			g.gpg(c.Secret, "--import")
+			data := filepath.Join(g.home, "data")
+			if err := os.WriteFile(data, artifact, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cert := filepath.Join(t.TempDir(), "cert.gpg")
+			if err := os.WriteFile(cert, c.Public, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if c.Signer == "" {
+				// gpg cannot sign either: the agent has no signing key.
+				var ne *NoKeyError
+				if _, err := Open(cert, g.socket, "", time.Now()); !errors.As(err, &ne) {
+					t.Fatalf("Open: got %v, want *NoKeyError", err)
+				}
+				return
+			}
+			gpgSig := g.gpg(nil, "--local-user", c.Primary, "--detach-sign", "--output", "-", data)
+			gpgKey, err := gnupgtest.IssuerFingerprint([]byte(gpgSig))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gpgKey != c.Signer {
+				t.Fatalf("gpg with the agent signs with %s, from the key file with %s", gpgKey, c.Signer)
+			}
+			key := open(t, cert, g.socket, "")
+			if got := backend.Fingerprint(key.Public); got != gpgKey {
+				t.Fatalf("signs with %s; gpg signs with %s", got, gpgKey)
+			}
+			signAndVerify(t, key, crypto.SHA256, artifact)
+		})
+	}
 }

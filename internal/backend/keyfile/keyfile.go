@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	pgpecdsa "github.com/ProtonMail/go-crypto/openpgp/ecdsa"
 	"github.com/ProtonMail/go-crypto/openpgp/eddsa"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
@@ -36,26 +37,23 @@ func Open(path, passphraseFile string, now time.Time) (*backend.Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := backend.SigningKeys(e, now)
+	// A stub (GnuPG's gnu-dummy S2K: the primary after
+	// gpg --export-secret-subkeys, a key moved to a card) has no secret.
+	pub, err := backend.Choose(e, now, func(k *packet.PublicKey) (bool, error) {
+		p := privateOf(e, k)
+		return p != nil && !p.Dummy(), nil
+	})
+	var nse *backend.NoSecretError
+	if errors.As(err, &nse) {
+		if !anySecret(e) {
+			return nil, fmt.Errorf("%s holds only the public key %s: give the secret key", path, nse.Fingerprint)
+		}
+		return nil, fmt.Errorf("%s holds no secret of the signing keys %s, only stubs (for a card, or left by gpg --export-secret-subkeys of another subkey): export one of them with its secret", path, nse.List())
+	}
 	if err != nil {
 		return nil, err
 	}
-	pub := keys[0]
-	priv := e.PrivateKey
-	if pub != e.PrimaryKey {
-		priv = nil
-		for _, s := range e.Subkeys {
-			if s.PublicKey == pub {
-				priv = s.PrivateKey
-			}
-		}
-	}
-	if priv == nil {
-		return nil, fmt.Errorf("%s holds only the public key %s: give the secret key", path, backend.Fingerprint(pub))
-	}
-	if priv.Dummy() {
-		return nil, fmt.Errorf("%s: the secret of %s is not in the file (a stub, e.g. for a card)", path, backend.Fingerprint(pub))
-	}
+	priv := privateOf(e, pub)
 	if priv.Encrypted {
 		if passphraseFile == "" {
 			return nil, ErrNeedPassphrase
@@ -74,8 +72,33 @@ func Open(path, passphraseFile string, now time.Time) (*backend.Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Strip secrets from what may be serialized later (pubkey).
 	return &backend.Key{Cert: e, Public: pub, Signer: signer}, nil
+}
+
+// privateOf returns the secret key packet of e for pub, or nil.
+func privateOf(e *openpgp.Entity, pub *packet.PublicKey) *packet.PrivateKey {
+	if pub == e.PrimaryKey {
+		return e.PrivateKey
+	}
+	for _, s := range e.Subkeys {
+		if s.PublicKey == pub {
+			return s.PrivateKey
+		}
+	}
+	return nil
+}
+
+// anySecret reports whether e came with any secret key packet, stub or not.
+func anySecret(e *openpgp.Entity) bool {
+	if e.PrivateKey != nil {
+		return true
+	}
+	for _, s := range e.Subkeys {
+		if s.PrivateKey != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // ReadPassphrase reads a passphrase or PIN file: its first line, without the

@@ -102,6 +102,10 @@ func Open(certPath string, cfg config.PIV, now time.Time) (*backend.Key, error) 
 		s.cert, err = s.match(keys)
 	}
 	if err == nil {
+		// SigningKeys leaves the algorithm to the chosen key: the card's.
+		err = backend.CheckAlgorithm(s.cert)
+	}
+	if err == nil {
 		// Refuse early, before the artifact is read, when the PIN may
 		// not be tried; Sign checks again right before presenting it.
 		err = s.guard()

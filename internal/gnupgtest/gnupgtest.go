@@ -1,0 +1,301 @@
+// Package gnupgtest makes test certificates with GnuPG itself, the way
+// operators make theirs, and records which key gpg signs with. Tests of the
+// key-file and gpg-agent backends and of `pubkey` compare signstar with it.
+//
+// The certificates are made once per test binary (Cases), in throw-away
+// GnuPG homes under /tmp whose agents are stopped and whose files are
+// removed before Cases returns; only the exported bytes are kept.
+package gnupgtest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/signstar/signstar/internal/testenv"
+)
+
+// Case is one certificate as GnuPG made and exported it.
+type Case struct {
+	Name string
+	// Secret is what the operator gives signstar's key-file backend:
+	// gpg --export-secret-keys, or --export-secret-subkeys, binary.
+	Secret []byte
+	// Public is gpg --export of the same certificate, binary.
+	Public []byte
+	// Signer is the fingerprint (uppercase hex) of the key that
+	// gpg --detach-sign --local-user PRIMARY signs with in a home that
+	// holds only Secret: the issuer fingerprint of its signature. It is
+	// empty when gpg cannot sign with Secret.
+	Signer string
+	// Primary is the fingerprint of the primary key.
+	Primary string
+	// Keys are the fingerprints of the primary key and its subkeys, in
+	// the order they were made.
+	Keys []string
+}
+
+// noSigningSecret is the case where no signing key has its secret: only the
+// encryption subkey's secret was exported. gpg cannot sign with it.
+const noSigningSecret = "only-encryption-secret"
+
+var (
+	once  sync.Once
+	cases []Case
+	err   error
+)
+
+// Cases returns the certificates, made on the first call. It skips (fails
+// in CI) without gpg.
+func Cases(t testing.TB) []Case {
+	t.Helper()
+	testenv.NeedTool(t, "gpg", "gpg")
+	testenv.NeedTool(t, "gpg-agent", "gpg-agent")
+	testenv.NeedTool(t, "gpgconf", "gpgconf")
+	once.Do(func() { cases, err = makeCases() })
+	if err != nil {
+		t.Fatalf("making GnuPG fixtures: %v", err)
+	}
+	return cases
+}
+
+// Home is a GnuPG home directory; its agent starts on first use.
+type Home struct {
+	Dir string
+}
+
+// NewHome makes an empty home under /tmp (the agent's socket path must stay
+// under 108 bytes).
+func NewHome() (*Home, error) {
+	dir, err := os.MkdirTemp("/tmp", "sgg")
+	if err != nil {
+		return nil, err
+	}
+	return &Home{Dir: dir}, os.Chmod(dir, 0o700)
+}
+
+// Close stops the home's agent and removes it.
+func (h *Home) Close() {
+	exec.Command("gpgconf", "--homedir", h.Dir, "--kill", "all").Run()
+	os.RemoveAll(h.Dir)
+}
+
+// GPG runs gpg in batch mode on the home, unprotected keys, loopback
+// pinentry, and returns its stdout. at, if not zero, is the time gpg
+// believes it is (--faked-system-time), so creation times are chosen.
+func (h *Home) GPG(stdin []byte, at time.Time, args ...string) ([]byte, error) {
+	base := []string{"--homedir", h.Dir, "--batch", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""}
+	if !at.IsZero() {
+		base = append(base, "--faked-system-time", fmt.Sprintf("%d!", at.Unix()))
+	}
+	cmd := exec.Command("gpg", append(base, args...)...)
+	cmd.Env = append(os.Environ(), "GNUPGHOME="+h.Dir)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("gpg %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.Bytes(), nil
+}
+
+// Fingerprints lists the fingerprints of the key matching who, primary
+// first, then subkeys in gpg's listing order.
+func (h *Home) Fingerprints(who string) ([]string, error) {
+	out, err := h.GPG(nil, time.Time{}, "--with-colons", "--list-keys", who)
+	if err != nil {
+		return nil, err
+	}
+	var fprs []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Split(line, ":"); f[0] == "fpr" && len(f) > 9 {
+			fprs = append(fprs, f[9])
+		}
+	}
+	if len(fprs) == 0 {
+		return nil, fmt.Errorf("no key %q", who)
+	}
+	return fprs, nil
+}
+
+// SignerOf signs with gpg --detach-sign --local-user primary and returns the
+// issuer fingerprint of the signature.
+func (h *Home) SignerOf(primary string) (string, error) {
+	data := filepath.Join(h.Dir, "data")
+	if err := os.WriteFile(data, []byte("which key signs?\n"), 0o600); err != nil {
+		return "", err
+	}
+	sig, err := h.GPG(nil, time.Time{}, "--local-user", primary, "--detach-sign", "--output", "-", data)
+	if err != nil {
+		return "", err
+	}
+	return IssuerFingerprint(sig)
+}
+
+// IssuerFingerprint reads the issuer fingerprint subpacket of a binary
+// signature packet.
+func IssuerFingerprint(sig []byte) (string, error) {
+	p, err := packet.Read(bytes.NewReader(sig))
+	if err != nil {
+		return "", err
+	}
+	s, ok := p.(*packet.Signature)
+	if !ok || len(s.IssuerFingerprint) == 0 {
+		return "", errors.New("no signature with an issuer fingerprint")
+	}
+	return fmt.Sprintf("%X", s.IssuerFingerprint), nil
+}
+
+// makeCases makes every certificate. Creation times are set with
+// --faked-system-time, a month ago plus some seconds, so that subkeys are
+// created in a known order without waiting.
+func makeCases() (out []Case, err error) {
+	t0 := time.Now().Add(-30 * 24 * time.Hour).Truncate(time.Second)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	h, err := NewHome()
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	runIn := func(stdin []byte, when time.Time, args ...string) {
+		if err == nil {
+			_, err = h.GPG(stdin, when, args...)
+		}
+	}
+	run := func(when time.Time, args ...string) { runIn(nil, when, args...) }
+	// newKey makes a primary key, with usage primaryUse, and signing
+	// subkeys created 10 s apart; it returns their fingerprints.
+	newKey := func(uid, algo, primaryUse string, subkeys int) []string {
+		run(at(0), "--quick-gen-key", uid, algo, primaryUse, "never")
+		if err != nil {
+			return nil
+		}
+		var fprs []string
+		fprs, err = h.Fingerprints("=" + uid)
+		if err != nil {
+			return nil
+		}
+		for i := 1; i <= subkeys; i++ {
+			run(at(10*i), "--quick-add-key", fprs[0], algo, "sign", "never")
+		}
+		if err != nil {
+			return nil
+		}
+		fprs, err = h.Fingerprints(fprs[0])
+		return fprs
+	}
+	// add exports the case and finds the key gpg signs with in a home that
+	// holds only the export.
+	add := func(name string, keys []string, export ...string) {
+		if err != nil {
+			return
+		}
+		primary := keys[0]
+		c := Case{Name: name, Primary: primary, Keys: keys}
+		if c.Secret, err = h.GPG(nil, time.Time{}, export...); err != nil {
+			return
+		}
+		if c.Public, err = h.GPG(nil, time.Time{}, "--export", primary); err != nil {
+			return
+		}
+		var s *Home
+		if s, err = NewHome(); err != nil {
+			return
+		}
+		defer s.Close()
+		if _, err = s.GPG(c.Secret, time.Time{}, "--import"); err != nil {
+			return
+		}
+		if c.Signer, err = s.SignerOf(primary); err != nil && name == noSigningSecret {
+			err = nil // as it should: gpg has no secret to sign with
+		} else if err == nil && name == noSigningSecret {
+			err = fmt.Errorf("%s: gpg signed with %s", name, c.Signer)
+		}
+		if err != nil {
+			return
+		}
+		out = append(out, c)
+	}
+
+	// An [SC] primary (GnuPG's default) with a signing and an encryption
+	// subkey, the primary kept offline: --export-secret-subkeys, for all
+	// subkeys and for the signing subkey alone.
+	k := newKey("Offline Primary <offline@test.signstar>", "ed25519", "sign,cert", 1)
+	if err == nil {
+		run(at(20), "--quick-add-key", k[0], "cv25519", "encr", "never")
+		add("offline-primary", k, "--export-secret-subkeys", k[0])
+		add("offline-primary-subfpr", k, "--export-secret-subkeys", k[1]+"!")
+		var all []string
+		if all, err = h.Fingerprints(k[0]); err == nil {
+			add(noSigningSecret, k, "--export-secret-subkeys", all[len(all)-1]+"!")
+		}
+	}
+
+	// Two signing subkeys, all of them extended at once: the binding
+	// signatures are then all of the same second.
+	k = newKey("Extended All <extall@test.signstar>", "ed25519", "sign,cert", 2)
+	if err == nil {
+		run(at(30), "--quick-set-expire", k[0], "2y", "*")
+		add("set-expire-all", k, "--export-secret-keys", k[0])
+	}
+
+	// Only the older subkey extended, so its binding signature is the
+	// newest; the primary only certifies, so a subkey must sign.
+	k = newKey("Extended Older <extold@test.signstar>", "ed25519", "cert", 2)
+	if err == nil {
+		run(at(30), "--quick-set-expire", k[0], "2y", k[1])
+		add("set-expire-older", k, "--export-secret-keys", k[0])
+	}
+
+	// The newest signing subkey is a stub (its secret deleted, as after
+	// keytocard): gpg signs with the older one.
+	k = newKey("Stub Newest <stub@test.signstar>", "ed25519", "sign,cert", 2)
+	if err == nil {
+		run(time.Time{}, "--yes", "--delete-secret-keys", k[2]+"!")
+		add("stub-newest", k, "--export-secret-keys", k[0])
+	}
+
+	// A designated revoker, three user IDs and a photo ID, and a signing
+	// subkey.
+	k = newKey("Revocable <rev@test.signstar>", "ed25519", "sign,cert", 1)
+	r := newKey("The Revoker <revoker@test.signstar>", "ed25519", "cert", 0)
+	if err == nil {
+		run(at(40), "--quick-add-uid", k[0], "Revocable Second <rev2@test.signstar>")
+		run(at(50), "--quick-add-uid", k[0], "Revocable Third <rev3@test.signstar>")
+		runIn([]byte("addrevoker\n"+r[0]+"\ny\nsave\n"), at(60), "--command-fd", "0", "--edit-key", k[0])
+		var photo []byte
+		if photo, err = tinyJPEG(); err == nil {
+			jpg := filepath.Join(h.Dir, "photo.jpg")
+			if err = os.WriteFile(jpg, photo, 0o600); err == nil {
+				runIn([]byte("addphoto\n"+jpg+"\nsave\n"), at(70), "--command-fd", "0", "--edit-key", k[0])
+			}
+		}
+		add("revoker-photo-uids", k, "--export-secret-keys", k[0])
+	}
+	return out, err
+}
+
+// tinyJPEG is an 8x8 grey JPEG for a photo ID.
+func tinyJPEG() ([]byte, error) {
+	im := image.NewGray(image.Rect(0, 0, 8, 8))
+	for i := range im.Pix {
+		im.Pix[i] = uint8(i * 4)
+	}
+	var buf bytes.Buffer
+	err := jpeg.Encode(&buf, im, &jpeg.Options{Quality: 50})
+	return buf.Bytes(), err
+}
