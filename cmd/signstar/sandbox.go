@@ -45,13 +45,15 @@ func hardenProcess() {
 // ("landlock=7,seccomp,nnp") and an error when cfg.Sandbox.Mode is enforce
 // and any part could not be applied.
 //
-// The audit log's descriptor is kept, and so are the sockets signstar itself
-// connected (gpg-agent, pcscd): the backends do not hand out theirs. Every
-// other descriptor is closed.
+// The audit log's descriptors are kept (the write one checked and kept
+// append-only), and so are the sockets signstar itself connected (gpg-agent,
+// pcscd): the backends do not hand out theirs. Every other descriptor is
+// closed.
 func lockdown(cfg *config.Config, log *audit.Log) (string, error) {
 	r, err := sandbox.Lockdown(sandbox.Options{
 		Mode:           cfg.Sandbox.Mode,
-		KeepFDs:        []int{int(log.Fd())},
+		KeepFDs:        log.FDs(),
+		AppendFDs:      log.AppendFDs(),
 		KeepOwnSockets: true,
 		Simulate:       simulatedParts(),
 	})

@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"golang.org/x/sys/unix"
 
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/config"
@@ -185,12 +187,25 @@ func TestSandboxE2E(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Started as root (as these tests are), signstar held every
+	// capability; after lock-down no thread holds any, and the bounding
+	// set is empty.
+	capFields := []string{"CapInh", "CapPrm", "CapEff", "CapAmb"}
+	if os.Geteuid() == 0 {
+		capFields = append(capFields, "CapBnd")
+	}
 	for _, task := range tasks {
 		ts := procStatus(t, "/proc/"+pid+"/task/"+task.Name()+"/status")
 		if ts["NoNewPrivs"] != "1" || ts["Seccomp"] != "2" {
 			t.Errorf("thread %s: NoNewPrivs %q Seccomp %q", task.Name(), ts["NoNewPrivs"], ts["Seccomp"])
 		}
+		for _, f := range capFields {
+			if v, err := strconv.ParseUint(ts[f], 16, 64); err != nil || v != 0 {
+				t.Errorf("thread %s: %s %q, want 0", task.Name(), f, ts[f])
+			}
+		}
 	}
+	checkLogDescriptors(t, pid, logPath)
 	t.Logf("pid %s, %d threads: NoNewPrivs %s, Seccomp %s, Seccomp_filters %s", pid, len(tasks), st["NoNewPrivs"], st["Seccomp"], st["Seccomp_filters"])
 
 	if _, err := stdin.Write(artifact[100:]); err != nil {
@@ -211,6 +226,49 @@ func TestSandboxE2E(t *testing.T) {
 	rec := lastAuditRecord(t, logPath)
 	if rec.Outcome != audit.Signed || !strings.HasPrefix(rec.Sandbox, "landlock=") || strings.Contains(rec.Sandbox, "none") || !strings.HasSuffix(rec.Sandbox, ",seccomp,nnp") {
 		t.Errorf("audit record: outcome %q sandbox %q", rec.Outcome, rec.Sandbox)
+	}
+}
+
+// checkLogDescriptors: the process holds the audit log through exactly two
+// descriptors, one read-only and one write-only with O_APPEND; none could
+// write anywhere but at the end.
+func checkLogDescriptors(t *testing.T, pid, logPath string) {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/" + pid + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var modes []string
+	for _, fd := range fds {
+		target, err := os.Readlink("/proc/" + pid + "/fd/" + fd.Name())
+		if err != nil || target != logPath {
+			continue
+		}
+		info, err := os.ReadFile("/proc/" + pid + "/fdinfo/" + fd.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var flags uint64
+		for _, l := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(l, "flags:"); ok {
+				flags, err = strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+				if err != nil {
+					t.Fatalf("fdinfo %s: %q", fd.Name(), l)
+				}
+			}
+		}
+		switch {
+		case flags&unix.O_ACCMODE == unix.O_RDONLY:
+			modes = append(modes, "read")
+		case flags&unix.O_ACCMODE == unix.O_WRONLY && flags&unix.O_APPEND != 0:
+			modes = append(modes, "append")
+		default:
+			modes = append(modes, fmt.Sprintf("flags %#o", flags))
+		}
+	}
+	sort.Strings(modes)
+	if strings.Join(modes, ",") != "append,read" {
+		t.Errorf("descriptors of the audit log: %v, want one read-only and one O_WRONLY|O_APPEND", modes)
 	}
 }
 

@@ -2,9 +2,11 @@
 // per request, each line carrying the SHA-256 of the line before it.
 //
 // Appends take an exclusive flock on the log, read the last line to chain
-// from it, write the new line with a single write(2) on an O_APPEND
+// from it, write the new line with a single write(2) on an O_WRONLY|O_APPEND
 // descriptor, and fsync before the lock is released. Two signers never
-// interleave, and a record reported as written is on disk.
+// interleave, and a record reported as written is on disk. Nothing here
+// truncates or rewrites: a write cut short leaves a partial last line, and
+// signing stops until an operator repairs it (README, "The audit log").
 package audit
 
 import (
@@ -160,9 +162,14 @@ func LineHash(line []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// Log is an open audit log.
+// Log is an open audit log, through two descriptors: one read-only, for
+// the lock and for reading the tail, and one write-only with O_APPEND, the
+// only one that writes. Neither can rewrite what is there: the read one
+// cannot write or map the file writable, the write one can only append, and
+// the sandbox keeps it so (no fcntl that clears O_APPEND, no ftruncate or
+// fallocate, no shared mappings).
 type Log struct {
-	f    *os.File
+	r, w *os.File
 	path string
 	// LockTimeout bounds the wait for another signstar's lock.
 	LockTimeout time.Duration
@@ -170,11 +177,12 @@ type Log struct {
 
 // Open opens (creating if needed, mode 0640) the log at path for appending.
 // It is called before the sandbox locks down; afterwards only the
-// descriptor is used.
+// descriptors are used.
 func Open(path string) (*Log, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|syscall.O_NOFOLLOW, 0)
+	const wflags = os.O_WRONLY | os.O_APPEND | syscall.O_NOFOLLOW
+	w, err := os.OpenFile(path, wflags, 0)
 	if errors.Is(err, os.ErrNotExist) {
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o640)
+		w, err = os.OpenFile(path, wflags|os.O_CREATE|os.O_EXCL, 0o640)
 		if err == nil {
 			// Make the new directory entry durable too.
 			if d, derr := os.Open(filepath.Dir(path)); derr == nil {
@@ -182,18 +190,37 @@ func Open(path string) (*Log, error) {
 				d.Close()
 			}
 		} else if errors.Is(err, os.ErrExist) {
-			f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND|syscall.O_NOFOLLOW, 0)
+			w, err = os.OpenFile(path, wflags, 0)
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot open audit log %s: %v", path, unwrapPath(err))
 	}
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("audit log %s is not a regular file", path)
+	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("cannot open audit log %s: %v", path, unwrapPath(err))
 	}
-	return &Log{f: f, path: path, LockTimeout: 30 * time.Second}, nil
+	if err := sameRegularFile(r, w); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("audit log %s %v", path, err)
+	}
+	return &Log{r: r, w: w, path: path, LockTimeout: 30 * time.Second}, nil
+}
+
+// sameRegularFile checks that both descriptors are the one regular file: the
+// name could have been replaced between the two opens.
+func sameRegularFile(a, b *os.File) error {
+	fa, err := a.Stat()
+	if err != nil || !fa.Mode().IsRegular() {
+		return errors.New("is not a regular file")
+	}
+	fb, err := b.Stat()
+	if err != nil || !os.SameFile(fa, fb) {
+		return errors.New("was replaced while it was opened")
+	}
+	return nil
 }
 
 func unwrapPath(err error) error {
@@ -207,11 +234,21 @@ func unwrapPath(err error) error {
 // Path is the log's file name.
 func (l *Log) Path() string { return l.path }
 
-// Fd is the log's descriptor, for the sandbox to keep.
-func (l *Log) Fd() uintptr { return l.f.Fd() }
+// FDs are the log's descriptors, for the sandbox to keep.
+func (l *Log) FDs() []int { return []int{int(l.r.Fd()), int(l.w.Fd())} }
+
+// AppendFDs are the descriptors that write: opened O_WRONLY|O_APPEND, for
+// the sandbox to check and keep append-only.
+func (l *Log) AppendFDs() []int { return []int{int(l.w.Fd())} }
 
 // Close closes the log.
-func (l *Log) Close() error { return l.f.Close() }
+func (l *Log) Close() error {
+	err := l.w.Close()
+	if rerr := l.r.Close(); err == nil {
+		err = rerr
+	}
+	return err
+}
 
 // Append writes r as the next record: it sets Seq and Prev, writes and
 // fsyncs. It returns only once the line is on disk.
@@ -239,7 +276,7 @@ type Tx struct {
 func (l *Log) Lock() (*Tx, error) {
 	deadline := time.Now().Add(l.LockTimeout)
 	for {
-		err := unix.Flock(int(l.f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err := unix.Flock(int(l.r.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
 			break
 		}
@@ -265,11 +302,11 @@ func (tx *Tx) Unlock() {
 		return
 	}
 	tx.done = true
-	unix.Flock(int(tx.l.f.Fd()), unix.LOCK_UN)
+	unix.Flock(int(tx.l.r.Fd()), unix.LOCK_UN)
 }
 
 func (tx *Tx) readTail() error {
-	fi, err := tx.l.f.Stat()
+	fi, err := tx.l.r.Stat()
 	if err != nil {
 		return fmt.Errorf("cannot stat audit log %s: %v", tx.l.path, err)
 	}
@@ -316,7 +353,7 @@ func recordSeq(line []byte) (uint64, bool) {
 // lineBefore returns the line that ends (with its newline) at offset end.
 func (tx *Tx) lineBefore(end int64) ([]byte, error) {
 	var last [1]byte
-	if _, err := tx.l.f.ReadAt(last[:], end-1); err != nil {
+	if _, err := tx.l.r.ReadAt(last[:], end-1); err != nil {
 		return nil, fmt.Errorf("cannot read audit log %s: %v", tx.l.path, err)
 	}
 	if last[0] != '\n' {
@@ -331,7 +368,7 @@ func (tx *Tx) lineBefore(end int64) ([]byte, error) {
 			n = start
 		}
 		b := make([]byte, n)
-		if _, err := tx.l.f.ReadAt(b, start-n); err != nil {
+		if _, err := tx.l.r.ReadAt(b, start-n); err != nil {
 			return nil, fmt.Errorf("cannot read audit log %s: %v", tx.l.path, err)
 		}
 		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
@@ -386,20 +423,18 @@ func (tx *Tx) Append(r *Record) error {
 		return fmt.Errorf("audit record of %d bytes is longer than %d", len(line), MaxLine)
 	}
 	buf := append(line, '\n')
-	n, err := tx.l.f.Write(buf)
+	n, err := tx.l.w.Write(buf)
 	if err == nil && n != len(buf) {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
-		// A short write (disk full, file size limit) leaves half a line;
-		// cut it off so the log stays a chain. If even that fails (an
-		// append-only file), the next append sees the partial line and
-		// refuses until an operator repairs the log.
-		tx.l.f.Truncate(tx.size)
+		// A short write (disk full, file size limit) leaves part of a
+		// line, which nothing here may cut off: the log is append-only,
+		// to this process as to the sandbox. The next append sees the
+		// partial line and refuses until an operator repairs the log.
 		return fmt.Errorf("cannot write audit log %s: %v", tx.l.path, unwrapPath(err))
 	}
-	if err := tx.l.f.Sync(); err != nil {
-		tx.l.f.Truncate(tx.size)
+	if err := tx.l.w.Sync(); err != nil {
 		return fmt.Errorf("cannot fsync audit log %s: %v", tx.l.path, unwrapPath(err))
 	}
 	tx.lastSeq, tx.lastHash = r.Seq, LineHash(line)

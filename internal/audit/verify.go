@@ -34,15 +34,22 @@ func Verify(r io.Reader) (int, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	prev := ZeroHash
 	n := 0
+	var end int64 // where the last complete line ends
 	for {
 		line, err := readLine(br)
 		if err == io.EOF {
 			return n, nil
 		}
 		n++
+		if err == errPartial {
+			// Nothing in signstar cuts a write off again (the log is
+			// append-only); the operator does, once the cause is fixed.
+			return n - 1, &VerifyError{n, fmt.Sprintf("%v: the complete records end at byte %d; once the cause is fixed, cut the rest off as root (chattr -a, truncate -s %d, chattr +a)", err, end, end)}
+		}
 		if err != nil {
 			return n - 1, &VerifyError{n, err.Error()}
 		}
+		end += int64(len(line)) + 1
 		rec, err := parseLine(line)
 		if err != nil {
 			return n - 1, &VerifyError{n, err.Error()}

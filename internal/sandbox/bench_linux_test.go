@@ -38,7 +38,7 @@ func lockdownTimed() int {
 		return 1
 	}
 	start := time.Now()
-	_, err = Lockdown(Options{Mode: Enforce, KeepFDs: []int{int(l.Fd())}})
+	_, err = Lockdown(Options{Mode: Enforce, KeepFDs: l.FDs(), AppendFDs: l.AppendFDs()})
 	d := time.Since(start)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

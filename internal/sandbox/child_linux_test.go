@@ -193,7 +193,60 @@ type prepared struct {
 	wStatus *os.File // /proc/thread-self/status of the worker thread
 	lockTID int
 	keepFDs []int
-	conn    net.Conn // connected before lock-down, like a backend socket
+	conn    net.Conn     // connected before lock-down, like a backend socket
+	caps    capState     // before lock-down
+	threads map[int]bool // the threads there were when Lockdown was called
+}
+
+// lockdown calls Lockdown with the prepared descriptors (the audit log's
+// write one as append-only) and notes the threads there were, so that
+// freshThread can find one created afterwards.
+func (p *prepared) lockdown(t *testing.T, opts Options) (Report, error) {
+	t.Helper()
+	p.threads = threadIDs(t)
+	opts.KeepFDs = p.keepFDs
+	opts.AppendFDs = p.log.AppendFDs()
+	return Lockdown(opts)
+}
+
+func threadIDs(t *testing.T) map[int]bool {
+	t.Helper()
+	d, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[int]bool{}
+	for _, e := range d {
+		id, err := strconv.Atoi(e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[id] = true
+	}
+	return ids
+}
+
+// freshThread is a worker on an OS thread that did not exist when Lockdown
+// was called: what the sandbox does to it, it did to threads the runtime
+// creates later. Workers that land on an older thread are parked until a
+// new one comes, then let go (their threads exit).
+func (p *prepared) freshThread(t *testing.T) *worker {
+	t.Helper()
+	var parked []*worker
+	defer func() {
+		for _, w := range parked {
+			close(w.jobs)
+		}
+	}()
+	for i := 0; i < 64; i++ {
+		w := startWorker()
+		if !p.threads[w.tid] && w.tid != p.w.tid && w.tid != p.lockTID {
+			return w
+		}
+		parked = append(parked, w)
+	}
+	t.Fatal("no OS thread created after lock-down")
+	return nil
 }
 
 func prepare(t *testing.T, fx *fixture) *prepared {
@@ -245,7 +298,10 @@ func prepare(t *testing.T, fx *fixture) *prepared {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.keepFDs = []int{int(p.log.Fd()), int(p.status.Fd()), int(p.wStatus.Fd())}
+	p.keepFDs = append(p.log.FDs(), int(p.status.Fd()), int(p.wStatus.Fd()))
+	if p.caps, err = readCaps(); err != nil {
+		t.Fatal(err)
+	}
 	if p.conn, err = net.Dial("unix", fx.unixPath); err != nil {
 		t.Fatal(err)
 	}
@@ -376,6 +432,15 @@ var attempts = []attempt{
 		return nil
 	}},
 	{"signal parent", func(fx *fixture) error { return unix.Kill(os.Getppid(), 0) }},
+	// The log is empty until signAndAudit, so the control truncates
+	// nothing.
+	{"open the audit log with O_TRUNC", func(fx *fixture) error {
+		fd, err := unix.Open(fx.logPath, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
+		if err == nil {
+			unix.Close(fd)
+		}
+		return err
+	}},
 }
 
 func rawSocket(domain int, f func(fd int) error) error {
@@ -399,7 +464,17 @@ func execShell() error {
 // one is given, and exec of /bin/sh is tried too.
 func tryAll(t *testing.T, p *prepared, fx *fixture, mustFail bool, wantErrno map[string]unix.Errno) {
 	t.Helper()
-	p.w.run(func() {
+	tryAllOn(t, p.w, p, fx, mustFail, wantErrno)
+	if mustFail {
+		w := p.freshThread(t)
+		t.Logf("again from thread %d, created after lock-down", w.tid)
+		tryAllOn(t, w, p, fx, mustFail, wantErrno)
+	}
+}
+
+func tryAllOn(t *testing.T, w *worker, p *prepared, fx *fixture, mustFail bool, wantErrno map[string]unix.Errno) {
+	t.Helper()
+	w.run(func() {
 		if tid := unix.Gettid(); tid == p.lockTID {
 			t.Errorf("attempts run on the locking thread %d", tid)
 		}
@@ -487,14 +562,6 @@ func signAndAudit(t *testing.T, p *prepared, sandbox string) {
 	if err := p.log.Append(rec); err != nil {
 		t.Fatalf("audit under the sandbox: %v", err)
 	}
-	// The log's error path cuts a partial record with ftruncate.
-	var st unix.Stat_t
-	if err := unix.Fstat(int(p.log.Fd()), &st); err != nil {
-		t.Fatalf("fstat the audit log under the sandbox: %v", err)
-	}
-	if err := unix.Ftruncate(int(p.log.Fd()), st.Size); err != nil {
-		t.Errorf("ftruncate the audit log under the sandbox: %v", err)
-	}
 	fmt.Printf("SIG=%x\n", sig)
 }
 
@@ -550,4 +617,175 @@ func lastRecord(t *testing.T, fx *fixture) *audit.Record {
 		t.Fatal("audit log is empty")
 	}
 	return last
+}
+
+// heldAttempt is one thing the sandbox must stop that works on what the
+// process holds (the audit log's descriptors, its capabilities) rather than
+// on something it would open. control attempts change nothing when they
+// succeed and are tried before lock-down too, where they must succeed; the
+// others would damage the log and are tried only after.
+type heldAttempt struct {
+	name    string
+	control bool
+	do      func(p *prepared) error
+}
+
+func (p *prepared) logFDs() (r, w int) {
+	fds, app := p.log.FDs(), p.log.AppendFDs()
+	w = app[0]
+	for _, fd := range fds {
+		if fd != w {
+			r = fd
+		}
+	}
+	return r, w
+}
+
+func logSize(fd int) int64 {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return -1
+	}
+	return st.Size
+}
+
+// logAttempts would rewrite the audit log through the descriptors held. The
+// seccomp filter stops them (Options.AppendFDs); Landlock cannot, since it
+// checks files when they are opened.
+var logAttempts = []heldAttempt{
+	{"ftruncate the audit log", true, func(p *prepared) error {
+		_, w := p.logFDs()
+		return unix.Ftruncate(w, logSize(w))
+	}},
+	{"fallocate past the end of the audit log", true, func(p *prepared) error {
+		_, w := p.logFDs()
+		return unix.Fallocate(w, unix.FALLOC_FL_KEEP_SIZE, logSize(w), 4096)
+	}},
+	{"punch a hole in the audit log", false, func(p *prepared) error {
+		_, w := p.logFDs()
+		return unix.Fallocate(w, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, 1)
+	}},
+	{"clear O_APPEND on the audit log with fcntl F_SETFL", true, func(p *prepared) error {
+		_, w := p.logFDs()
+		fl, err := unix.FcntlInt(uintptr(w), unix.F_GETFL, 0)
+		if err != nil {
+			return fmt.Errorf("test bug: F_GETFL: %v", err)
+		}
+		if _, err := unix.FcntlInt(uintptr(w), unix.F_SETFL, fl&^unix.O_APPEND); err != nil {
+			return err
+		}
+		now, _ := unix.FcntlInt(uintptr(w), unix.F_GETFL, 0)
+		unix.FcntlInt(uintptr(w), unix.F_SETFL, fl)
+		if now&unix.O_APPEND != 0 {
+			return errors.New("F_SETFL returned success and left O_APPEND set")
+		}
+		return nil
+	}},
+	{"map an audit log descriptor shared and writable", false, func(p *prepared) error {
+		r, w := p.logFDs()
+		var errs []error
+		for _, fd := range []int{r, w} {
+			m, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+			if err == nil {
+				unix.Munmap(m)
+				return nil
+			}
+			errs = append(errs, fmt.Errorf("fd %d: %w", fd, err))
+		}
+		return errors.Join(errs...)
+	}},
+	{"map the audit log shared, read-only", false, func(p *prepared) error {
+		r, _ := p.logFDs()
+		m, err := unix.Mmap(r, 0, 4096, unix.PROT_READ, unix.MAP_SHARED)
+		if err == nil {
+			unix.Munmap(m)
+		}
+		return err
+	}},
+	{"pwrite over the audit log's first byte", false, func(p *prepared) error {
+		_, w := p.logFDs()
+		_, err := unix.Pwrite(w, []byte("X"), 0)
+		return err
+	}},
+	{"write through the audit log's read descriptor", false, func(p *prepared) error {
+		r, _ := p.logFDs()
+		_, err := unix.Write(r, []byte("{}\n"))
+		return err
+	}},
+}
+
+// capAttempts would use a capability. Started as root (as the tests here
+// are), the process holds them all until Lockdown drops them.
+var capAttempts = []heldAttempt{
+	{"capset: raise every capability held before lock-down", true, func(p *prepared) error {
+		want := p.caps.permitted
+		if want == 0 {
+			want = 1 << unix.CAP_SYS_ADMIN // not held: the call must fail anyway
+		}
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		data := [2]unix.CapUserData{
+			{Effective: uint32(want), Permitted: uint32(want)},
+			{Effective: uint32(want >> 32), Permitted: uint32(want >> 32)},
+		}
+		return unix.Capset(&hdr, &data[0])
+	}},
+	// A thread may have namespaces of its own: with CAP_SYS_ADMIN, a
+	// thread of signstar could unshare a network namespace.
+	{"unshare(CLONE_NEWNET|CLONE_NEWUTS)", true, func(p *prepared) error {
+		return unix.Unshare(unix.CLONE_NEWNET | unix.CLONE_NEWUTS)
+	}},
+	{"unshare(CLONE_NEWUSER|CLONE_NEWNS)", false, func(p *prepared) error {
+		return unix.Unshare(unix.CLONE_NEWUSER | unix.CLONE_NEWNS)
+	}},
+}
+
+// tryHeld runs attempts, each on a thread of its own that exits afterwards
+// (an unshare that worked must not leave a worker in another namespace):
+// before lock-down only the control ones, which must succeed when the
+// process holds what they need; after lock-down all, on threads created
+// after it, and each must fail.
+func tryHeld(t *testing.T, p *prepared, attempts []heldAttempt, mustFail bool) {
+	t.Helper()
+	for _, a := range attempts {
+		if !mustFail && !a.control {
+			continue
+		}
+		var w *worker
+		if mustFail {
+			w = p.freshThread(t)
+		} else {
+			w = startWorker()
+		}
+		var err error
+		w.run(func() { err = a.do(p) })
+		close(w.jobs)
+		switch {
+		case !mustFail && err != nil:
+			if p.caps.permitted == 0 && strings.HasPrefix(a.name, "capset") || strings.HasPrefix(a.name, "unshare") && errors.Is(err, unix.EPERM) && p.caps.effective&(1<<unix.CAP_SYS_ADMIN) == 0 {
+				t.Logf("control: %s fails without the sandbox too (no capabilities held): %v", a.name, err)
+				continue
+			}
+			t.Errorf("control, before lock-down: %s: %v", a.name, err)
+		case mustFail && err == nil:
+			t.Errorf("after lock-down, on thread %d (created after it): %s succeeded", w.tid, a.name)
+		case mustFail:
+			t.Logf("denied on thread %d: %s: %v", w.tid, a.name, err)
+		}
+	}
+}
+
+// checkNoCaps: the thread whose status f is holds no capability, and when
+// the process could drop its bounding set (CAP_SETPCAP), that is empty too.
+func checkNoCaps(t *testing.T, f *os.File, p *prepared) {
+	t.Helper()
+	st := procStatus(t, f)
+	names := []string{"CapInh", "CapPrm", "CapEff", "CapAmb"}
+	if p.caps.effective&(1<<unix.CAP_SETPCAP) != 0 {
+		names = append(names, "CapBnd")
+	}
+	for _, n := range names {
+		if v, err := strconv.ParseUint(st[n], 16, 64); err != nil || v != 0 {
+			t.Errorf("%s: %s %q after lock-down, want 0", f.Name(), n, st[n])
+		}
+	}
 }

@@ -8,9 +8,12 @@
 // are open and before stdin is read. It closes every other descriptor, sets a
 // small RLIMIT_NOFILE, sets no_new_privs on all threads, applies Landlock (no
 // filesystem, no TCP, abstract-socket and signal scoping) to all threads and
-// loads a seccomp allow-list with TSYNC. Afterwards the process can read and
-// write the descriptors it holds, compute, and exit; it cannot open a file, make
-// a socket, start a program or touch another process.
+// drops every capability (effective, permitted, inheritable, ambient and, when
+// it may, the bounding set) on all threads, and loads a seccomp allow-list with
+// TSYNC. Afterwards the process can read the descriptors it holds, append to
+// the audit log, write stdout and its backend socket, compute, and exit; it
+// cannot open a file, make a socket, start a program, touch another process,
+// rewrite or truncate the log, or use a capability.
 //
 // Landlock and seccomp overlap on purpose: seccomp alone already denies
 // open/socket/exec, Landlock still holds if a future allow-list entry or a
@@ -59,6 +62,13 @@ type Options struct {
 	// is closed, except the Go runtime's own (netpoll epoll and eventfd,
 	// cgroup CPU limit files), which Lockdown recognises by what they are.
 	KeepFDs []int
+	// AppendFDs are kept too, and must be open O_WRONLY|O_APPEND: the
+	// audit log's write descriptors. Lockdown refuses otherwise, and the
+	// seccomp filter keeps every descriptor that has O_APPEND from losing
+	// it (no fcntl F_SETFL without O_APPEND), and denies ftruncate,
+	// fallocate, pwrite and shared mappings outright, so that held
+	// descriptors can only append.
+	AppendFDs []int
 	// KeepOwnSockets also keeps the sockets the process opened itself
 	// (close-on-exec set, which Go's net package and libpcsclite always
 	// set and an inherited descriptor never has): the gpg-agent or pcscd
@@ -74,7 +84,7 @@ type Options struct {
 
 // Missing is a part of the sandbox that was not (or could not be) applied.
 type Missing struct {
-	Part   string // "landlock", "seccomp", "nnp", "fds"
+	Part   string // "landlock", "seccomp", "nnp", "fds", "append", "caps"
 	Reason string
 }
 
@@ -170,6 +180,9 @@ type CheckReport struct {
 	// ProcFD is true when /proc/self/fd can be listed (to close
 	// inherited descriptors).
 	ProcFD bool
+	// Capabilities is true when this process holds capabilities (run as
+	// root, or with file capabilities): Lockdown drops them all.
+	Capabilities bool
 	// Missing is what keeps Enforce from being met; empty when it can be.
 	Missing []Missing
 }
@@ -206,6 +219,16 @@ func (c CheckReport) String() string {
 	}
 	fmt.Fprintf(&b, "no_new_privs: %s\n", yes(c.NoNewPrivs))
 	fmt.Fprintf(&b, "close inherited descriptors: %s\n", yes(c.ProcFD))
+	if c.Capabilities {
+		b.WriteString("capabilities: held now (root?); lock-down drops them on every thread, bounding set too\n")
+	} else {
+		b.WriteString("capabilities: none held\n")
+	}
+	if c.Seccomp && c.SeccompArch != "" {
+		b.WriteString("audit log append-only: O_WRONLY|O_APPEND descriptor; seccomp denies clearing O_APPEND, ftruncate, fallocate, pwrite, shared mappings\n")
+	} else {
+		b.WriteString("audit log append-only: O_WRONLY|O_APPEND descriptor only (no seccomp): keep chattr +a\n")
+	}
 	if c.Enforceable() {
 		b.WriteString("enforce: can be met\n")
 	} else {

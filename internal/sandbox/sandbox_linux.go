@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
@@ -57,6 +58,9 @@ func probe(simulate Parts) CheckReport {
 		f.Close()
 		c.ProcFD = true
 	}
+	if cs, err := readCaps(); err == nil && cs.holds() {
+		c.Capabilities = true
+	}
 	c.Missing = missingFor(c)
 	return c
 }
@@ -83,8 +87,11 @@ func Lockdown(opts Options) (Report, error) {
 		return r, &Error{Mode: opts.Mode, Missing: append(r.Missing, Missing{part, err.Error()})}
 	}
 
+	if err := checkAppendOnly(opts.AppendFDs); err != nil {
+		return fail("append", err)
+	}
 	if caps.ProcFD {
-		if err := closeOthers(opts.KeepFDs, opts.KeepOwnSockets); err != nil {
+		if err := closeOthers(append(slices.Clone(opts.KeepFDs), opts.AppendFDs...), opts.KeepOwnSockets); err != nil {
 			return fail("fds", err)
 		}
 		max := opts.MaxFDs
@@ -97,6 +104,13 @@ func Lockdown(opts Options) (Report, error) {
 		r.FDsClosed = true
 	} else {
 		r.Missing = append(r.Missing, Missing{"fds", "/proc/self/fd cannot be listed"})
+	}
+
+	// Capabilities go on every thread in any mode: a signer started as
+	// root, or with file capabilities, would otherwise keep them (create
+	// namespaces, override file modes on what it holds).
+	if err := dropCapabilities(); err != nil {
+		return fail("caps", err)
 	}
 
 	if caps.LandlockABI > 0 {
@@ -142,4 +156,19 @@ func Lockdown(opts Options) (Report, error) {
 		r.Seccomp = true
 	}
 	return r, nil
+}
+
+// checkAppendOnly refuses a descriptor that could do more than append: it
+// must be open write-only with O_APPEND.
+func checkAppendOnly(fds []int) error {
+	for _, fd := range fds {
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if err != nil {
+			return fmt.Errorf("descriptor %d to keep append-only is not open: %v", fd, err)
+		}
+		if fl&unix.O_ACCMODE != unix.O_WRONLY || fl&unix.O_APPEND == 0 {
+			return fmt.Errorf("descriptor %d to keep append-only is not open O_WRONLY|O_APPEND (flags %#o)", fd, fl)
+		}
+	}
+	return nil
 }

@@ -43,8 +43,10 @@ func TestLockdown(t *testing.T) {
 	p := prepare(t, fx)
 	checkStatus(t, p.status, "0", "0")
 	tryAll(t, p, fx, false, nil)
+	tryHeld(t, p, logAttempts, false)
+	tryHeld(t, p, capAttempts, false)
 
-	r, err := Lockdown(Options{Mode: Enforce, KeepFDs: p.keepFDs, KeepOwnSockets: true})
+	r, err := p.lockdown(t, Options{Mode: Enforce, KeepOwnSockets: true})
 	if err != nil {
 		t.Fatalf("Lockdown: %v", err)
 	}
@@ -59,6 +61,10 @@ func TestLockdown(t *testing.T) {
 		"open file for reading": unix.EPERM, "create file": unix.EPERM,
 		"connect TCP to 127.0.0.1": unix.EPERM, "ptrace parent": unix.EPERM,
 	})
+	tryHeld(t, p, logAttempts, true)
+	tryHeld(t, p, capAttempts, true)
+	checkNoCaps(t, p.status, p)
+	checkNoCaps(t, p.wStatus, p)
 	p.checkInheritedClosed(t)
 	checkStatus(t, p.status, "2", "1")
 	checkStatus(t, p.wStatus, "2", "1")
@@ -83,11 +89,13 @@ func TestLockdownAgent(t *testing.T) {
 	}
 	fx := childFixture()
 	p := prepare(t, fx)
-	r, err := Lockdown(Options{Mode: Enforce, KeepFDs: p.keepFDs, KeepOwnSockets: true})
+	r, err := p.lockdown(t, Options{Mode: Enforce, KeepOwnSockets: true})
 	if err != nil {
 		t.Fatalf("Lockdown: %v", err)
 	}
 	tryAll(t, p, fx, true, nil)
+	tryHeld(t, p, logAttempts, true)
+	tryHeld(t, p, capAttempts, true)
 	signAndAudit(t, p, r.String())
 }
 
@@ -116,7 +124,7 @@ func TestLockdownPIV(t *testing.T) {
 	}
 	fx := childFixture()
 	p := prepare(t, fx)
-	r, err := Lockdown(Options{Mode: Enforce, KeepFDs: p.keepFDs, KeepOwnSockets: true})
+	r, err := p.lockdown(t, Options{Mode: Enforce, KeepOwnSockets: true})
 	if err != nil {
 		t.Fatalf("Lockdown: %v", err)
 	}
@@ -185,7 +193,7 @@ func TestLandlockAlone(t *testing.T) {
 	}
 	fx := childFixture()
 	p := prepare(t, fx)
-	r, err := Lockdown(Options{Mode: BestEffort, KeepFDs: p.keepFDs, Simulate: Seccomp})
+	r, err := p.lockdown(t, Options{Mode: BestEffort, Simulate: Seccomp})
 	if err != nil {
 		t.Fatalf("Lockdown: %v", err)
 	}
@@ -213,6 +221,19 @@ func TestLandlockAlone(t *testing.T) {
 	})
 	checkStatus(t, p.status, "0", "1")
 	checkStatus(t, p.wStatus, "0", "1")
+	// Without seccomp, what stops a rewrite of the log is the access mode
+	// of its two descriptors (and chattr +a); capabilities are dropped in
+	// every mode.
+	var byMode []heldAttempt
+	for _, a := range logAttempts {
+		if strings.HasPrefix(a.name, "map an audit log descriptor shared and writable") || strings.HasPrefix(a.name, "write through") {
+			byMode = append(byMode, a)
+		}
+	}
+	tryHeld(t, p, byMode, true)
+	tryHeld(t, p, capAttempts, true)
+	checkNoCaps(t, p.status, p)
+	checkNoCaps(t, p.wStatus, p)
 	signAndAudit(t, p, r.String())
 }
 
@@ -231,7 +252,7 @@ func TestEnforceWithoutLandlock(t *testing.T) {
 	}
 	fx := childFixture()
 	p := prepare(t, fx)
-	r, err := Lockdown(Options{Mode: Enforce, KeepFDs: p.keepFDs, Simulate: Landlock})
+	r, err := p.lockdown(t, Options{Mode: Enforce, Simulate: Landlock})
 	var se *Error
 	if !errors.As(err, &se) {
 		t.Fatalf("Lockdown: %v, want *Error", err)
@@ -268,7 +289,7 @@ func TestBestEffortWithoutLandlock(t *testing.T) {
 	}
 	fx := childFixture()
 	p := prepare(t, fx)
-	r, err := Lockdown(Options{Mode: BestEffort, KeepFDs: p.keepFDs, Simulate: Landlock})
+	r, err := p.lockdown(t, Options{Mode: BestEffort, Simulate: Landlock})
 	if err != nil {
 		t.Fatalf("Lockdown: %v", err)
 	}
@@ -283,6 +304,9 @@ func TestBestEffortWithoutLandlock(t *testing.T) {
 		t.Errorf("report %q, missing %v", r, r.Missing)
 	}
 	tryAll(t, p, fx, true, nil)
+	tryHeld(t, p, logAttempts, true)
+	tryHeld(t, p, capAttempts, true)
+	checkNoCaps(t, p.wStatus, p)
 	p.checkInheritedClosed(t)
 	checkStatus(t, p.wStatus, "2", "1")
 	signAndAudit(t, p, r.String())

@@ -20,6 +20,9 @@ var (
 	_ [0]struct{} = [unix.F_SETFD ^ 0x2]struct{}{}
 	_ [0]struct{} = [unix.F_GETFL ^ 0x3]struct{}{}
 	_ [0]struct{} = [unix.F_SETFL ^ 0x4]struct{}{}
+	_ [0]struct{} = [unix.O_APPEND ^ 0x400]struct{}{}
+	_ [0]struct{} = [unix.MAP_SHARED ^ 0x1]struct{}{}
+	_ [0]struct{} = [cloneNewNS ^ 0x7e020000]struct{}{}
 	_ [0]struct{} = [unix.TCGETS ^ 0x5401]struct{}{}
 	_ [0]struct{} = [unix.PR_SET_VMA ^ 0x53564d41]struct{}{}
 	_ [0]struct{} = [uintptr(unix.EPERM) ^ 0x1]struct{}{}

@@ -76,13 +76,13 @@ func allowList() []rule {
 		}
 	}
 	allow(
-		// I/O on held descriptors. write/pwrite need no filter: the only
-		// writable descriptors left are stdout, stderr, the audit log
-		// and a connected backend socket.
+		// I/O on held descriptors. write needs no filter: the only
+		// writable descriptors left are stdout, stderr, the audit log's
+		// O_APPEND one and a connected backend socket. pwrite,
+		// ftruncate, fallocate, copy_file_range and the like are absent:
+		// the audit log is only ever appended to (Options.AppendFDs).
 		"read", "readv", "pread64", "write", "writev",
 		"lseek", "fstat", "fsync", "fdatasync", "flock", "close",
-		// The audit log cuts a partly written record (EFBIG, ENOSPC).
-		"ftruncate",
 		// Backend sockets already connected: gpg-agent (Assuan) and
 		// pcscd (libpcsclite). No socket, connect, bind or accept.
 		"sendmsg", "recvmsg", "sendto", "recvfrom", "shutdown",
@@ -105,11 +105,16 @@ func allowList() []rule {
 	)
 	const protExec = unix.PROT_EXEC
 	rules = append(rules,
-		// No new executable memory: shellcode stays data.
-		rule{"mmap", []cond{noBits(2, protExec)}},
+		// No new executable memory: shellcode stays data. No shared
+		// mapping either (MAP_SHARED, and MAP_SHARED_VALIDATE, which has
+		// its bit): a writable one of the audit log would write past
+		// O_APPEND. The Go runtime maps MAP_PRIVATE|MAP_ANON only.
+		rule{"mmap", []cond{noBits(2, protExec), noBits(3, unix.MAP_SHARED)}},
 		rule{"mprotect", []cond{noBits(2, protExec)}},
-		// Threads only: a clone without CLONE_THREAD is a fork.
-		rule{"clone", []cond{hasAll(0, unix.CLONE_THREAD|unix.CLONE_VM)}},
+		// Threads only: a clone without CLONE_THREAD is a fork, and one
+		// with a CLONE_NEW* flag a thread in a new namespace.
+		// (One masked comparison: libseccomp takes one per argument.)
+		rule{"clone", []cond{{0, unix.CLONE_THREAD | unix.CLONE_VM | cloneNewNS, unix.CLONE_THREAD | unix.CLONE_VM}}},
 		// Signals only to this process's own threads (preemption). The
 		// loader puts os.Getpid() in the place of the sentinel.
 		rule{"tgkill", []cond{eq(0, pidSentinel)}},
@@ -117,7 +122,9 @@ func allowList() []rule {
 		rule{"fcntl", []cond{eq(1, unix.F_GETFD)}},
 		rule{"fcntl", []cond{eq(1, unix.F_SETFD)}},
 		rule{"fcntl", []cond{eq(1, unix.F_GETFL)}},
-		rule{"fcntl", []cond{eq(1, unix.F_SETFL)}},
+		// Setting file status flags only with O_APPEND among them: the
+		// audit log's descriptor cannot lose it.
+		rule{"fcntl", []cond{eq(1, unix.F_SETFL), hasAll(2, unix.O_APPEND)}},
 		// Is stdin a terminal? Read-only; TIOCSTI and the rest stay out.
 		rule{"ioctl", []cond{eq(1, unix.TCGETS)}},
 		// The runtime names its anonymous mappings (Go 1.25+).
@@ -127,6 +134,12 @@ func allowList() []rule {
 	)
 	return rules
 }
+
+// cloneNewNS are clone's namespace flags. CLONE_NEWTIME is not among them:
+// its bit is part of the exit signal in clone, and only clone3 and unshare
+// take it (both denied).
+const cloneNewNS = unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC |
+	unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNET
 
 // archOptional are the allowed calls that newer architectures (arm64,
 // riscv64) do not have; any other name that does not resolve is a mistake in
