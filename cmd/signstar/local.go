@@ -7,13 +7,16 @@ import (
 	"strings"
 
 	"github.com/signstar/signstar/internal/audit"
+	"github.com/signstar/signstar/internal/command"
 	"github.com/signstar/signstar/internal/config"
 	"github.com/signstar/signstar/internal/keygen"
 )
 
-// flags is a tiny parser for the local commands: --name value pairs and
-// nothing else, so that every mistake is a clear refusal.
-func flags(args []string, names ...string) (map[string]string, []string, error) {
+// flags is a tiny parser for the local commands: the options of the
+// command's entry in command.Commands, --name value pairs and switches,
+// nothing else, so that every mistake is a clear refusal. A switch's value
+// is "true".
+func flags(spec *command.Spec, args []string) (map[string]string, []string, error) {
 	out := map[string]string{}
 	var pos []string
 	for i := 0; i < len(args); i++ {
@@ -23,14 +26,16 @@ func flags(args []string, names ...string) (map[string]string, []string, error) 
 			continue
 		}
 		name, val, hasVal := strings.Cut(a, "=")
-		known := false
-		for _, n := range names {
-			known = known || n == name
-		}
-		if !known {
+		f := spec.Flag(name)
+		if f == nil {
 			return nil, nil, fmt.Errorf("unknown option %s", name)
 		}
-		if !hasVal {
+		switch {
+		case f.Value == "" && hasVal:
+			return nil, nil, fmt.Errorf("option %s takes no value", name)
+		case f.Value == "":
+			val = "true"
+		case !hasVal:
 			if i+1 >= len(args) {
 				return nil, nil, fmt.Errorf("option %s needs a value", name)
 			}
@@ -45,13 +50,25 @@ func flags(args []string, names ...string) (map[string]string, []string, error) 
 	return out, pos, nil
 }
 
+// spec is the command's entry in the table; every local command has one.
+func spec(name string) *command.Spec {
+	s := command.Lookup(name)
+	if s == nil {
+		panic("signstar: no command table entry for " + name)
+	}
+	return s
+}
+
+// synopsis is the command's usage line, for refusals.
+func synopsis(name string) string { return spec(name).Synopsis() }
+
 func (r *run) keygen(args []string) int {
-	f, pos, err := flags(args, "--uid", "--out", "--algo")
+	f, pos, err := flags(spec("keygen"), args)
 	if err != nil || len(pos) > 0 {
 		if err == nil {
 			err = fmt.Errorf("unexpected argument %q", pos[0])
 		}
-		return r.fail(exitRefused, "keygen: "+err.Error()+`: use keygen --uid "Name <mail>" --out FILE [--algo ed25519|rsa3072|rsa4096]`)
+		return r.fail(exitRefused, "keygen: "+err.Error()+": use "+synopsis("keygen"))
 	}
 	if f["--uid"] == "" || f["--out"] == "" {
 		return r.fail(exitRefused, `keygen needs --uid "Name <mail>" and --out FILE`)
@@ -73,7 +90,7 @@ func (r *run) keygen(args []string) int {
 
 func (r *run) auditCmd(args []string) int {
 	if len(args) == 0 || args[0] != "verify" || len(args) > 2 {
-		return r.fail(exitRefused, "usage: signstar [--config P] audit verify [FILE]")
+		return r.fail(exitRefused, "usage: signstar [--config P] "+synopsis("audit"))
 	}
 	path := ""
 	if len(args) == 2 {
@@ -85,14 +102,24 @@ func (r *run) auditCmd(args []string) int {
 		}
 		path = cfg.Audit.Path
 	}
-	f, err := os.Open(path)
+	n, err := verifyLogFile(path)
 	if err != nil {
 		return r.fail(exitFailed, "audit verify: "+err.Error())
+	}
+	return r.output([]byte(fmt.Sprintf("ok: %d records\n", n)))
+}
+
+// verifyLogFile checks the audit log at path and returns its number of
+// records; the error names the path.
+func verifyLogFile(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
 	}
 	defer f.Close()
 	n, err := audit.Verify(f)
 	if err != nil {
-		return r.fail(exitFailed, fmt.Sprintf("audit verify: %s: %v", path, err))
+		return 0, fmt.Errorf("%s: %v", path, err)
 	}
-	return r.output([]byte(fmt.Sprintf("ok: %d records\n", n)))
+	return n, nil
 }

@@ -169,8 +169,10 @@ func (r *run) main() int {
 			return r.sandboxCmd(inv.words[1:])
 		case "piv":
 			return r.pivCmd(inv.words[1:])
+		case "doctor":
+			return r.doctor(inv.words[1:])
 		case "help", "--help", "-h":
-			fmt.Fprint(r.stderr, usage)
+			fmt.Fprint(r.stderr, command.Usage())
 			return exitOK
 		case command.Version:
 			// Needs neither the configuration nor the audit log: a
@@ -287,14 +289,3 @@ func oneLine(s string) string {
 	s = strings.TrimSpace(s)
 	return strings.NewReplacer("\n", " ", "\r", " ").Replace(s)
 }
-
-const usage = `usage:
-  signstar [--config P] [--profile N] sign [--armor] [--profile N] [--expect sha256:HEX] < FILE > FILE.sig
-  signstar [--config P] [--profile N] pubkey [--profile N]
-  signstar version
-  signstar keygen --uid "Name <mail>" --out FILE [--algo ed25519|rsa3072|rsa4096]
-  signstar [--config P] audit verify [FILE]
-  signstar [--config P] sandbox check
-  signstar piv setup --reader R --slot 9c --uid "Name <mail>" --out CERT [--generate ecc-p256|ecc-p384|rsa2048 | --import KEYFILE]
-Over SSH (ForceCommand or login shell) only sign, pubkey and version are accepted.
-`

@@ -9,7 +9,7 @@ import (
 	"github.com/signstar/signstar/internal/config"
 )
 
-const pivUsage = `use: piv setup --reader R --slot 9c --uid "Name <mail>" --out CERT (--generate ecc-p256|ecc-p384|rsa2048 | --import KEYFILE [--passphrase-file F]) [--pin-file F] [--management-key-file F] [--force]`
+var pivUsage = "use: " + synopsis("piv")
 
 // pivCmd is `signstar piv setup ...` (local only): it puts a key in a PIV
 // slot, has the card self-sign an OpenPGP certificate for it, and writes
@@ -20,18 +20,7 @@ func (r *run) pivCmd(args []string) int {
 	if len(args) == 0 || args[0] != "setup" {
 		return r.fail(exitRefused, "unknown piv command: "+pivUsage)
 	}
-	args = args[1:]
-	force := false
-	var rest []string
-	for _, a := range args {
-		if a == "--force" {
-			force = true
-			continue
-		}
-		rest = append(rest, a)
-	}
-	f, pos, err := flags(rest, "--reader", "--slot", "--uid", "--out", "--generate", "--import",
-		"--passphrase-file", "--pin-file", "--management-key-file")
+	f, pos, err := flags(spec("piv"), args[1:])
 	if err == nil && len(pos) > 0 {
 		err = fmt.Errorf("unexpected argument %q", pos[0])
 	}
@@ -63,7 +52,7 @@ func (r *run) pivCmd(args []string) int {
 		ImportPassphraseFile: f["--passphrase-file"],
 		ManagementKeyFile:    f["--management-key-file"],
 		PINFile:              f["--pin-file"],
-		Force:                force,
+		Force:                f["--force"] == "true",
 		Now:                  now(),
 	})
 	if err != nil {

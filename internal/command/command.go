@@ -54,8 +54,6 @@ func (e *Error) Error() string { return e.Msg }
 
 func refuse(format string, args ...any) error { return &Error{fmt.Sprintf(format, args...)} }
 
-// AdminCommands are local-only; sent remotely they get a specific refusal.
-var AdminCommands = map[string]bool{"keygen": true, "audit": true, "sandbox": true, "piv": true}
 
 // ParseRemote parses a command string received from a client. The empty
 // string means sign.
@@ -105,13 +103,12 @@ func ParseWords(words []string, remote bool) (*Request, error) {
 	}
 	name := words[0]
 	req := &Request{Name: name}
-	switch name {
-	case Sign, Pubkey, Version:
-	default:
-		if AdminCommands[name] && remote {
+	spec := Lookup(name)
+	if spec == nil || !spec.Remote {
+		if spec != nil && remote && name != "help" {
 			return nil, refuse("%q is a local administration command and is refused over SSH", name)
 		}
-		return nil, refuse("unknown command %q: use sign, pubkey or version", clip(name))
+		return nil, refuse("unknown command %q: use %s", clip(name), strings.Join(RemoteNames()[:len(RemoteNames())-1], ", ")+" or "+RemoteNames()[len(RemoteNames())-1])
 	}
 	seen := map[string]bool{}
 	args := words[1:]
@@ -124,7 +121,11 @@ func ParseWords(words []string, remote bool) (*Request, error) {
 			return nil, refuse("option %s given twice", opt)
 		}
 		seen[opt] = true
-		takesValue := opt == "--profile" || opt == "--expect"
+		f := spec.Flag(opt)
+		if f == nil {
+			return nil, refuse("%s does not take option %s", name, clip(opt))
+		}
+		takesValue := f.Value != ""
 		if takesValue && !hasVal {
 			if i+1 >= len(args) {
 				return nil, refuse("option %s needs a value", opt)

@@ -59,7 +59,7 @@ const (
 )
 
 // Kinds of artifact a profile may sign.
-var Kinds = []string{"pacman-db", "pacman-package", "iso", "any"}
+var Kinds = KeyInfo("profile", "kinds").Choices
 
 // Profile is one [[profile]] table.
 type Profile struct {
@@ -191,12 +191,11 @@ func (c *Config) check(loc *locator) error {
 	if !strings.HasPrefix(c.Audit.Path, "/") {
 		return loc.err("audit", -1, "path", "must be an absolute path")
 	}
-	switch c.Sandbox.Mode {
-	case "":
-		c.Sandbox.Mode = SandboxEnforce
-	case SandboxEnforce, SandboxBestEffort:
-	default:
-		return loc.err("sandbox", -1, "mode", fmt.Sprintf("%q is not a mode: use \"enforce\" or \"best-effort\"", c.Sandbox.Mode))
+	if c.Sandbox.Mode == "" {
+		c.Sandbox.Mode = defaultOf("sandbox", "mode")
+	}
+	if modes := KeyInfo("sandbox", "mode").Choices; !contains(modes, c.Sandbox.Mode) {
+		return loc.err("sandbox", -1, "mode", fmt.Sprintf("%q is not a mode: use %s", c.Sandbox.Mode, orQuoted(modes)))
 	}
 	if len(c.Profiles) == 0 {
 		return &Error{File: loc.path, Msg: "no [[profile]]: define at least one signing profile"}
@@ -290,12 +289,12 @@ func (p *Profile) check(loc *locator, i int) error {
 	if !ValidName(p.Name) {
 		return e("name", fmt.Sprintf("%q: use letters, digits, '.', '_' and '-' (at most 64)", p.Name))
 	}
-	switch p.Backend {
-	case BackendKeyfile, BackendGPGAgent, BackendPIV:
-	case "":
-		return e("backend", "missing: use \"keyfile\", \"gpg-agent\" or \"piv\"")
-	default:
-		return e("backend", fmt.Sprintf("%q is not a backend: use \"keyfile\", \"gpg-agent\" or \"piv\"", p.Backend))
+	backends := KeyInfo("profile", "backend").Choices
+	switch {
+	case p.Backend == "":
+		return e("backend", "missing: use "+orQuoted(backends))
+	case !contains(backends, p.Backend):
+		return e("backend", fmt.Sprintf("%q is not a backend: use %s", p.Backend, orQuoted(backends)))
 	}
 	if p.Key == "" {
 		return e("key", "missing: the key file (keyfile) or public certificate (gpg-agent, piv)")
@@ -308,12 +307,11 @@ func (p *Profile) check(loc *locator, i int) error {
 			return e(f.key, fmt.Sprintf("%q must be an absolute path", f.val))
 		}
 	}
-	switch p.Hash {
-	case "":
-		p.Hash = "sha256"
-	case "sha256", "sha512":
-	default:
-		return e("hash", fmt.Sprintf("%q is not supported: use \"sha256\" or \"sha512\"", p.Hash))
+	if p.Hash == "" {
+		p.Hash = defaultOf("profile", "hash")
+	}
+	if hashes := KeyInfo("profile", "hash").Choices; !contains(hashes, p.Hash) {
+		return e("hash", fmt.Sprintf("%q is not supported: use %s", p.Hash, orQuoted(hashes)))
 	}
 	if p.MaxSizeText != "" {
 		n, err := ParseSize(p.MaxSizeText)
@@ -370,7 +368,7 @@ func (p *Profile) check(loc *locator, i int) error {
 			return e("backend", "piv profiles take no [profile.gpg_agent] table")
 		}
 		if p.PIV.Slot == "" {
-			p.PIV.Slot = "9c"
+			p.PIV.Slot = defaultOf("profile.piv", "slot")
 		}
 		p.PIV.Slot = strings.ToLower(p.PIV.Slot)
 		if !validSlot(p.PIV.Slot) {
@@ -414,6 +412,15 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// orQuoted is `"a", "b" or "c"`.
+func orQuoted(l []string) string {
+	q := quoteAll(l)
+	if len(q) < 2 {
+		return strings.Join(q, "")
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }
 
 func quoteAll(l []string) []string {

@@ -1,0 +1,235 @@
+package command
+
+import (
+	"strings"
+
+	"github.com/signstar/signstar/internal/config"
+)
+
+// This file is the table of signstar's commands and options. The remote
+// parser (ParseWords), the local commands in cmd/signstar, the usage text,
+// the man page signstar(1) and the shell completions are all made from it
+// (internal/docgen), so a command or option exists in every one of them or
+// in none.
+
+// Completion kinds of an option's value, for the shell completions.
+const (
+	CompleteFile    = "file"
+	CompleteProfile = "profile"
+)
+
+// Flag is one option.
+type Flag struct {
+	// Name is the option with its dashes: "--profile".
+	Name string
+	// Value names the option's value in the synopsis ("NAME"); "" for a
+	// switch, which takes none.
+	Value string
+	// Choices are the only values accepted, when the set is fixed.
+	Choices []string
+	// Complete says what completes the value: CompleteFile,
+	// CompleteProfile, or "" (Choices, or nothing).
+	Complete string
+	// Required options are shown without brackets in the synopsis.
+	Required bool
+	// Group names mutually exclusive options: the synopsis joins the
+	// options of one group with "|".
+	Group string
+	Desc  string
+}
+
+// Spec is one command: a word, or a word and a subcommand.
+type Spec struct {
+	Name string // "sign", "audit"
+	Sub  string // "verify" for "audit verify"; "" when there is none
+	// Remote commands are accepted from a client; the others only
+	// locally.
+	Remote bool
+	// Args is the synopsis of the positional arguments, e.g. "[FILE]".
+	Args string
+	// ArgsFile says the positional argument is a path (completions).
+	ArgsFile bool
+	Flags    []Flag
+	// Config is true when the command reads the configuration (and so
+	// takes the global --config).
+	Config bool
+	// Stdin and Stdout are shown in the synopsis: "< FILE > FILE.sig".
+	Redirect string
+	Desc     string
+}
+
+// Word is the command as typed: "audit verify".
+func (s *Spec) Word() string {
+	if s.Sub == "" {
+		return s.Name
+	}
+	return s.Name + " " + s.Sub
+}
+
+// Flag returns the option called name, or nil.
+func (s *Spec) Flag(name string) *Flag {
+	for i := range s.Flags {
+		if s.Flags[i].Name == name {
+			return &s.Flags[i]
+		}
+	}
+	return nil
+}
+
+// Synopsis is the command's line in the usage text and the man page,
+// without the global options.
+func (s *Spec) Synopsis() string {
+	parts := []string{s.Word()}
+	for i := 0; i < len(s.Flags); i++ {
+		f := s.Flags[i]
+		if f.Group != "" {
+			var alts []string
+			j := i
+			for ; j < len(s.Flags) && s.Flags[j].Group == f.Group; j++ {
+				alts = append(alts, s.Flags[j].usage())
+			}
+			i = j - 1
+			g := strings.Join(alts, " | ")
+			if f.Required {
+				parts = append(parts, "("+g+")")
+			} else {
+				parts = append(parts, "["+g+"]")
+			}
+			continue
+		}
+		if f.Required {
+			parts = append(parts, f.usage())
+		} else {
+			parts = append(parts, "["+f.usage()+"]")
+		}
+	}
+	if s.Args != "" {
+		parts = append(parts, s.Args)
+	}
+	if s.Redirect != "" {
+		parts = append(parts, s.Redirect)
+	}
+	return strings.Join(parts, " ")
+}
+
+func (f *Flag) usage() string {
+	switch {
+	case f.Value == "":
+		return f.Name
+	case len(f.Choices) > 0:
+		return f.Name + " " + strings.Join(f.Choices, "|")
+	}
+	return f.Name + " " + f.Value
+}
+
+// Global are the options that stand before the command (and, for a remote
+// process, are given by the server: the ForceCommand line or a login-shell
+// wrapper).
+var Global = []Flag{
+	{Name: "--config", Value: "P", Complete: CompleteFile,
+		Desc: "the configuration file; default " + config.DefaultPath},
+	{Name: "--profile", Value: "N", Complete: CompleteProfile,
+		Desc: "the server's profile: used when the client names none"},
+	{Name: "-c", Value: "CMD",
+		Desc: "login-shell mode: CMD is the client's command string, as sshd passes it to the user's shell; makes the process remote"},
+}
+
+var profileFlag = Flag{Name: "--profile", Value: "NAME", Complete: CompleteProfile,
+	Desc: "the profile to use; honoured only when the caller is allowed it (users, ssh_keys)"}
+
+// Commands are all the commands, remote ones first.
+var Commands = []Spec{
+	{Name: Sign, Remote: true, Config: true, Redirect: "< FILE > FILE.sig",
+		Flags: []Flag{
+			{Name: "--armor", Desc: "ASCII-armored signature instead of binary (repo-add refuses armored package signatures)"},
+			profileFlag,
+			{Name: "--expect", Value: "ALGO:HEX",
+				Desc: "refuse, without a signature, unless the bytes received hash to exactly this (sha256:HEX or sha512:HEX)"},
+		},
+		Desc: "reads the artifact from stdin to its end and writes one detached OpenPGP signature to stdout, after its audit record is on disk. The default command: an empty command string means sign."},
+	{Name: Pubkey, Remote: true, Config: true,
+		Flags: []Flag{profileFlag},
+		Desc:  "writes the profile's ASCII-armored public certificate to stdout."},
+	{Name: Version, Remote: true,
+		Desc: "writes one line, signstar VERSION."},
+	{Name: "keygen",
+		Flags: []Flag{
+			{Name: "--uid", Value: `"Name <mail>"`, Required: true, Desc: "the user ID of the new key"},
+			{Name: "--out", Value: "FILE", Required: true, Complete: CompleteFile, Desc: "where the armored secret key goes (mode 0600; an existing file is refused)"},
+			{Name: "--algo", Value: "ALGO", Choices: []string{"ed25519", "rsa3072", "rsa4096"}, Desc: "the key type; ed25519 (legacy EdDSA, algorithm 22) by default"},
+		},
+		Desc: "writes a new v4 secret signing key to --out and its armored public certificate to stdout."},
+	{Name: "audit", Sub: "verify", Config: true, Args: "[FILE]", ArgsFile: true,
+		Desc: "checks the hash chain and each signed record's signature of the audit log (FILE, or the configured [audit] path); prints ok: N records, or names the first bad line and exits 1."},
+	{Name: "sandbox", Sub: "check", Config: true,
+		Desc: "prints what the sandbox can enforce on this kernel; exits 0 when the configured [sandbox] mode can be met."},
+	{Name: "piv", Sub: "setup", Config: true,
+		Flags: []Flag{
+			{Name: "--reader", Value: "R", Required: true, Desc: "a substring of the PC/SC reader name; default: the profile's"},
+			{Name: "--slot", Value: "SLOT", Required: true, Desc: "the PIV slot: 9a, 9c, 9d, 9e or 82-95; default: the profile's"},
+			{Name: "--uid", Value: `"Name <mail>"`, Required: true, Desc: "the user ID of the certificate"},
+			{Name: "--out", Value: "CERT", Required: true, Complete: CompleteFile, Desc: "where the OpenPGP certificate goes (an existing file is refused)"},
+			{Name: "--generate", Value: "ALGO", Choices: []string{"ecc-p256", "ecc-p384", "rsa2048"}, Required: true, Group: "key", Desc: "generate the key on the card"},
+			{Name: "--import", Value: "KEYFILE", Complete: CompleteFile, Required: true, Group: "key", Desc: "copy an OpenPGP secret key's signing key to the card, keeping its fingerprint"},
+			{Name: "--passphrase-file", Value: "F", Complete: CompleteFile, Desc: "the passphrase of the --import key"},
+			{Name: "--pin-file", Value: "F", Complete: CompleteFile, Desc: "the card's PIN; default: the profile's pin_file"},
+			{Name: "--management-key-file", Value: "F", Complete: CompleteFile, Desc: "a non-default management key (hex)"},
+			{Name: "--force", Desc: "replace a key already in the slot"},
+		},
+		Desc: "puts a key in a PIV slot, has the card self-sign an OpenPGP certificate for it and writes it to --out and stdout. --reader, --slot and --pin-file default to the [profile.piv] of --profile, or of the only piv profile."},
+	{Name: "doctor", Config: true,
+		Flags: []Flag{
+			{Name: "--sshd-config", Value: "F", Complete: CompleteFile, Desc: "the sshd configuration to test with sshd -T; default /etc/ssh/sshd_config"},
+		},
+		Desc: "checks the deployment: owners and modes of the configuration, keys, PIN and passphrase files, the log directory and the log, the log's append-only attribute, the sshd settings in force for each profile's users (sshd -T), that each profile's backend opens, that the sandbox mode can be met and that the audit log verifies. One line on stderr per finding, with the fix; exit 0 only when there is none."},
+	{Name: "help",
+		Desc: "prints the usage."},
+}
+
+// Lookup returns the command named name (its first word), or nil.
+func Lookup(name string) *Spec {
+	for i := range Commands {
+		if Commands[i].Name == name {
+			return &Commands[i]
+		}
+	}
+	return nil
+}
+
+// RemoteNames are the commands a client may send, in table order.
+func RemoteNames() []string {
+	var out []string
+	for _, c := range Commands {
+		if c.Remote {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// Usage is the usage text: one line per command.
+func Usage() string {
+	var b strings.Builder
+	b.WriteString("usage:\n")
+	for i := range Commands {
+		c := &Commands[i]
+		b.WriteString("  signstar ")
+		if c.Config {
+			b.WriteString("[--config P] ")
+		}
+		if c.Flag("--profile") != nil {
+			b.WriteString("[--profile N] ")
+		}
+		b.WriteString(c.Synopsis())
+		b.WriteByte('\n')
+	}
+	b.WriteString("Over SSH (ForceCommand or login shell) only " + orList(RemoteNames()) + " are accepted.\n")
+	return b.String()
+}
+
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
+}

@@ -1,0 +1,110 @@
+package config
+
+// This file is the table of the configuration's keys. The checks in
+// config.go take their defaults and accepted values from it, a test holds
+// it equal to the Config struct's TOML tags, and signstar.toml(5) and the
+// shell completions are made from it (internal/docgen).
+
+// Table is one TOML table of the file.
+type Table struct {
+	Name   string // "audit", "profile", "profile.piv"
+	Header string // as written: "[audit]", "[[profile]]"
+	Desc   string
+}
+
+// Key is one key of a table.
+type Key struct {
+	Table string // Table.Name
+	Name  string
+	Type  string // "string", "array of strings"
+	// Default is the value when the key is absent, as TOML; "" when there
+	// is none.
+	Default string
+	// Choices are the only values accepted, when the set is fixed.
+	Choices []string
+	// Required says when the key must be present: "always", a condition,
+	// or "" when it is optional.
+	Required string
+	Example  string
+	Desc     string
+	// Refused is what the checks refuse beyond Choices and Required.
+	Refused string
+}
+
+// Tables are the file's tables, in the order the man page gives them.
+var Tables = []Table{
+	{Name: "audit", Header: "[audit]", Desc: "The audit log."},
+	{Name: "sandbox", Header: "[sandbox]", Desc: "How much of the sandbox signing requires."},
+	{Name: "profile", Header: "[[profile]]", Desc: "A signing profile: a key, who may use it and what it may sign. At least one is required; names are unique."},
+	{Name: "profile.gpg_agent", Header: "[profile.gpg_agent]", Desc: "Only for backend = \"gpg-agent\"."},
+	{Name: "profile.piv", Header: "[profile.piv]", Desc: "Only for backend = \"piv\"."},
+}
+
+// Keys are every key the file may hold.
+var Keys = []Key{
+	{Table: "audit", Name: "path", Type: "string", Required: "always", Example: `"/var/log/signstar/audit.jsonl"`,
+		Desc:    "The hash-chained audit log, JSON Lines: one record per request, signed, refused or failed, fsynced before a signature is written. Root-owned, group of the signing user, mode 0660 and append-only (chattr +a).",
+		Refused: "a relative path"},
+	{Table: "sandbox", Name: "mode", Type: "string", Default: `"` + SandboxEnforce + `"`, Choices: []string{SandboxEnforce, SandboxBestEffort},
+		Desc: "enforce refuses to sign, with an audited failure, when any part of the sandbox (landlock, seccomp, no_new_privs) cannot be applied; best-effort signs and names what was missing in the record's sandbox field."},
+	{Table: "profile", Name: "name", Type: "string", Required: "always", Example: `"repo"`,
+		Desc:    "What clients and the server's --profile call the profile.",
+		Refused: "anything but 1 to 64 letters, digits, '.', '_' and '-' starting with a letter or digit; a name used twice"},
+	{Table: "profile", Name: "backend", Type: "string", Required: "always", Choices: []string{BackendKeyfile, BackendGPGAgent, BackendPIV},
+		Desc:    "Where the key is: a secret key file, a gpg-agent, or a PIV card.",
+		Refused: "a [profile.gpg_agent] or [profile.piv] table that does not belong to the backend"},
+	{Table: "profile", Name: "key", Type: "string", Required: "always", Example: `"/etc/signstar/repo.key.asc"`,
+		Desc:    "keyfile: the armored or binary secret key, owned by the signing user, mode 0400 or 0600. gpg-agent and piv: the public certificate.",
+		Refused: "a relative path; at start-up, a secret key open to group or others, RSA under 2048 bits, an expired or revoked key"},
+	{Table: "profile", Name: "passphrase_file", Type: "string", Example: `"/etc/signstar/repo.pass"`,
+		Desc:    "The key's passphrase (keyfile) or the agent key's (gpg-agent, through loopback pinentry), first line; same owner and mode as a secret key.",
+		Refused: "a relative path; in a piv profile"},
+	{Table: "profile", Name: "hash", Type: "string", Default: `"sha256"`, Choices: []string{"sha256", "sha512"},
+		Desc: "The signature's hash. P-384 keys need sha512."},
+	{Table: "profile", Name: "max_size", Type: "string", Example: `"4GiB"`,
+		Desc:    "The largest input signed: a number with B, KiB, MiB, GiB, TiB (or K, M, G, T, binary; KB, MB, GB, TB, decimal). Reading stops as soon as it is passed. No limit when absent.",
+		Refused: "zero, and more than 2^62 bytes"},
+	{Table: "profile", Name: "kinds", Type: "array of strings", Default: `["any"]`, Choices: []string{"pacman-db", "pacman-package", "iso", "any"},
+		Desc: "What the profile may sign, detected from the bytes as they stream past."},
+	{Table: "profile", Name: "rate", Type: "string", Example: `"100/1h"`,
+		Desc:    "At most N signatures per PERIOD (N/PERIOD, units s, m, h, d: \"1/30d\"), counted from the profile's signed records in the audit log. No limit when absent.",
+		Refused: "zero, and a period longer than ten years"},
+	{Table: "profile", Name: "users", Type: "array of strings", Required: "always", Example: `["signer"]`,
+		Desc:    "The Unix users allowed this profile.",
+		Refused: "an empty list; names that are not valid Unix user names"},
+	{Table: "profile", Name: "ssh_keys", Type: "array of strings", Example: `["SHA256:..."]`,
+		Desc:    "Only these SSH keys (the SHA256: fingerprints of ssh-keygen -lf) may use the profile; needs sshd's ExposeAuthInfo. Any key when absent.",
+		Refused: "anything but SHA256: and 43 characters of base64"},
+	{Table: "profile.gpg_agent", Name: "socket", Type: "string", Required: "backend = \"gpg-agent\"", Example: `"/run/signstar/S.gpg-agent"`,
+		Desc:    "The agent's socket, or a socket redirection file naming an absolute path. The agent needs allow-loopback-pinentry when passphrase_file is set.",
+		Refused: "a relative path"},
+	{Table: "profile.piv", Name: "reader", Type: "string", Example: `"Yubico"`,
+		Desc: "A substring of the PC/SC reader name; the first reader when empty."},
+	{Table: "profile.piv", Name: "slot", Type: "string", Default: `"9c"`, Choices: []string{"9a", "9c", "9d", "9e", "82-95"},
+		Desc: "The PIV slot holding the key."},
+	{Table: "profile.piv", Name: "pin_file", Type: "string", Required: "backend = \"piv\"", Example: `"/etc/signstar/piv.pin"`,
+		Desc:    "The card's PIN, first line, at most 8 characters; same owner and mode as a secret key. signstar reads the retries left first and refuses to sign, without trying the PIN, when only one is left.",
+		Refused: "a relative path"},
+}
+
+// KeyInfo returns the entry of table.name; it panics on a key the table
+// lacks, which a test of this package would catch.
+func KeyInfo(table, name string) *Key {
+	for i := range Keys {
+		if Keys[i].Table == table && Keys[i].Name == name {
+			return &Keys[i]
+		}
+	}
+	panic("config: no key " + table + "." + name + " in the key table")
+}
+
+// unquote is the default of a string key without its quotes.
+func unquote(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return s[1 : len(s)-1]
+	}
+	return s
+}
+
+// defaultOf is the default of a string key, unquoted.
+func defaultOf(table, name string) string { return unquote(KeyInfo(table, name).Default) }
