@@ -54,7 +54,6 @@ func (e *Error) Error() string { return e.Msg }
 
 func refuse(format string, args ...any) error { return &Error{fmt.Sprintf(format, args...)} }
 
-
 // ParseRemote parses a command string received from a client. The empty
 // string means sign.
 func ParseRemote(s string) (*Request, error) {

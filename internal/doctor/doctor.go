@@ -55,8 +55,16 @@ type Report struct {
 	Checked []string
 }
 
+// add records a finding once: a directory above two checked files is
+// named once.
 func (r *Report) add(subject, problem, fix string) {
-	r.Findings = append(r.Findings, Finding{Subject: subject, Problem: problem, Fix: fix})
+	f := Finding{Subject: subject, Problem: problem, Fix: fix}
+	for _, g := range r.Findings {
+		if g == f {
+			return
+		}
+	}
+	r.Findings = append(r.Findings, f)
 }
 
 func (r *Report) checked(what string) { r.Checked = append(r.Checked, what) }

@@ -78,13 +78,25 @@ func checkSSHD(r *Report, o Options, users []*account) {
 			r.add(subject, oneLine(err.Error()), "fix the sshd configuration (sshd -t)")
 			continue
 		}
+		var wrong []string
+		for _, w := range sshdWant {
+			if m[w.key] != w.value {
+				wrong = append(wrong, w.name)
+			}
+		}
 		shell := loginShell(u.name)
 		shellIsSignstar := filepath.Base(shell) == "signstar"
 		fc := m["forcecommand"]
 		switch {
 		case fc == "" || fc == "none":
 			if !shellIsSignstar {
-				r.add(subject, "no ForceCommand in force and the login shell is "+shell+": the drop-in is missing or does not match the user", dropFix)
+				// One finding: the rest of the drop-in is missing too.
+				msg := "no ForceCommand in force and the login shell is " + shell + ": the drop-in is missing or does not match the user"
+				if len(wrong) > 0 {
+					msg += " (not in force either: " + strings.Join(wrong, ", ") + ")"
+				}
+				r.add(subject, msg, dropFix)
+				continue
 			}
 		default:
 			words := strings.Fields(fc)
