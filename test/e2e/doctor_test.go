@@ -1,0 +1,276 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signstar/signstar/internal/backend/piv"
+	"github.com/signstar/signstar/internal/pivemu"
+	"github.com/signstar/signstar/internal/testenv"
+)
+
+// doctor runs the enclave's signstar doctor as root against the enclave's
+// configuration and the test sshd's configuration, and returns its exit
+// code and the finding lines.
+func (e *enclave) doctor(t *testing.T) (int, []string, string) {
+	t.Helper()
+	cmd := exec.Command(e.bin, "--config", e.config, "doctor", "--sshd-config", filepath.Join(e.Server.Dir, "sshd_config"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 && stdout.Len() > 0 {
+		t.Errorf("doctor exited %d with stdout %q", code, stdout.String())
+	}
+	var findings []string
+	for _, l := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		if strings.HasPrefix(l, "signstar: doctor: ") && !strings.Contains(l, "finding(s) in the deployment") {
+			findings = append(findings, strings.TrimPrefix(l, "signstar: doctor: "))
+		}
+	}
+	return code, findings, stdout.String() + stderr.String()
+}
+
+// mustRun runs a command of the test's own (chattr, usermod, chown).
+func mustRun(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v: %s", name, args, err, out)
+	}
+}
+
+// chmodAppendOnly changes the mode of an append-only file (which needs the
+// attribute lifted for a moment) and returns the undo.
+func chmodAppendOnly(t *testing.T, path string, mode, old os.FileMode) func() {
+	t.Helper()
+	set := func(m os.FileMode) {
+		mustRun(t, "chattr", "-a", path)
+		if err := os.Chmod(path, m); err != nil {
+			t.Fatal(err)
+		}
+		mustRun(t, "chattr", "+a", path)
+	}
+	set(mode)
+	return func() { set(old) }
+}
+
+func editFile(t *testing.T, path, old, new string) func() {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte(old)) {
+		t.Fatalf("%s has no %q", path, old)
+	}
+	fi, _ := os.Stat(path)
+	if err := os.WriteFile(path, bytes.Replace(data, []byte(old), []byte(new), 1), fi.Mode()); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := os.WriteFile(path, data, fi.Mode()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDoctor deploys the enclave as the README says, signs through the real
+// sshd, checks that doctor finds nothing, then injects one deployment
+// mistake at a time and checks that doctor names it, and only it.
+func TestDoctor(t *testing.T) {
+	testenv.NeedTool(t, "chattr", "e2fsprogs")
+	testenv.NeedTool(t, "usermod", "passwd")
+	e := newEnclave(t, enclaveOptions{})
+	if !e.appendOnly {
+		testenv.Missing(t, e.log+": the test's file system has no append-only attribute")
+	}
+	data := []byte("doctor's artifact\n")
+	r := e.ssh(t, "client", data, nil)
+	if r.ExitCode != 0 {
+		t.Fatalf("signing through sshd: exit %d: %s", r.ExitCode, r.Stderr)
+	}
+	e.verifySig(t, data, r.Stdout)
+
+	clean := func(t *testing.T) {
+		t.Helper()
+		code, findings, out := e.doctor(t)
+		if code != 0 || len(findings) > 0 || !strings.HasPrefix(out, "ok: ") {
+			t.Fatalf("doctor on a clean deployment: exit %d, findings %q, output %q", code, findings, out)
+		}
+	}
+	clean(t)
+
+	dropIn := filepath.Join(e.Server.Dir, "sshd_config.d", "signstar.conf")
+	etc := filepath.Dir(e.config)
+	logDir := filepath.Dir(e.log)
+	key := filepath.Join(etc, "repo.key.asc")
+	for _, tc := range []struct {
+		name   string
+		inject func(t *testing.T) (undo func())
+		want   string // in the one finding
+	}{
+		{"config writable by the signer's group", func(t *testing.T) func() {
+			os.Chmod(e.config, 0o660)
+			return func() { os.Chmod(e.config, 0o640) }
+		}, "config.toml: mode 0660: writable by group or others"},
+		{"config owned by the signer", func(t *testing.T) func() {
+			mustRun(t, "chown", e.User, e.config)
+			return func() { mustRun(t, "chown", "root", e.config) }
+		}, "config.toml: owned by " + e.User + ", not root"},
+		{"config directory writable by others", func(t *testing.T) func() {
+			os.Chmod(etc, 0o777)
+			return func() { os.Chmod(etc, 0o755) }
+		}, etc + ": directory mode 0777"},
+		{"key mode 0644", func(t *testing.T) func() {
+			os.Chmod(key, 0o644)
+			return func() { os.Chmod(key, 0o400) }
+		}, "repo.key.asc: mode 0644: secret key open to group or others"},
+		{"key owned by root", func(t *testing.T) func() {
+			mustRun(t, "chown", "root", key)
+			return func() { mustRun(t, "chown", e.User, key) }
+		}, "repo.key.asc: owned by root, not by " + e.User},
+		{"key that does not parse", func(t *testing.T) func() {
+			old, _ := os.ReadFile(key)
+			os.WriteFile(key, []byte("-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nnonsense\n"), 0o400)
+			return func() { os.WriteFile(key, old, 0o400) }
+		}, "profile repo: the keyfile backend does not open"},
+		{"log without chattr +a", func(t *testing.T) func() {
+			mustRun(t, "chattr", "-a", e.log)
+			return func() { mustRun(t, "chattr", "+a", e.log) }
+		}, "audit.jsonl: not append-only"},
+		{"log open to others", func(t *testing.T) func() {
+			return chmodAppendOnly(t, e.log, 0o666, 0o660)
+		}, "audit.jsonl: mode 0666: open to others"},
+		{"log not writable by the signer", func(t *testing.T) func() {
+			return chmodAppendOnly(t, e.log, 0o640, 0o660)
+		}, "audit.jsonl: user " + e.User + " cannot append to it"},
+		{"log directory owned by the signer", func(t *testing.T) func() {
+			mustRun(t, "chown", e.User, logDir)
+			return func() { mustRun(t, "chown", "root", logDir) }
+		}, logDir + ": owned by " + e.User + ", not root"},
+		{"log that does not verify", func(t *testing.T) func() {
+			fi, _ := os.Stat(e.log)
+			f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString(`{"seq":99,"prev":"00"}` + "\n")
+			f.Close()
+			return func() {
+				mustRun(t, "chattr", "-a", e.log)
+				if err := os.Truncate(e.log, fi.Size()); err != nil {
+					t.Fatal(err)
+				}
+				mustRun(t, "chattr", "+a", e.log)
+			}
+		}, "audit.jsonl: the audit chain does not verify"},
+		{"drop-in missing", func(t *testing.T) func() {
+			if err := os.Rename(dropIn, dropIn+".off"); err != nil {
+				t.Fatal(err)
+			}
+			return func() { os.Rename(dropIn+".off", dropIn) }
+		}, "no ForceCommand in force"},
+		{"PermitTTY yes", func(t *testing.T) func() {
+			return editFile(t, dropIn, "PermitTTY no", "PermitTTY yes")
+		}, "PermitTTY is yes"},
+		{"AllowTcpForwarding yes", func(t *testing.T) func() {
+			return editFile(t, dropIn, "AllowTcpForwarding no", "AllowTcpForwarding yes")
+		}, "AllowTcpForwarding is yes"},
+		{"AllowStreamLocalForwarding yes", func(t *testing.T) func() {
+			return editFile(t, dropIn, "AllowStreamLocalForwarding no", "AllowStreamLocalForwarding yes")
+		}, "AllowStreamLocalForwarding is yes"},
+		{"X11Forwarding yes", func(t *testing.T) func() {
+			return editFile(t, dropIn, "X11Forwarding no", "X11Forwarding yes")
+		}, "X11Forwarding is yes"},
+		{"AllowAgentForwarding yes", func(t *testing.T) func() {
+			return editFile(t, dropIn, "AllowAgentForwarding no", "AllowAgentForwarding yes")
+		}, "AllowAgentForwarding is yes"},
+		{"PermitTunnel yes", func(t *testing.T) func() {
+			return editFile(t, dropIn, "PermitTunnel no", "PermitTunnel yes")
+		}, "PermitTunnel is yes"},
+		{"ExposeAuthInfo no", func(t *testing.T) func() {
+			return editFile(t, dropIn, "ExposeAuthInfo yes", "ExposeAuthInfo no")
+		}, "ExposeAuthInfo is no"},
+		{"signer's shell nologin", func(t *testing.T) func() {
+			mustRun(t, "usermod", "--shell", "/usr/sbin/nologin", e.User)
+			return func() { mustRun(t, "usermod", "--shell", "/bin/sh", e.User) }
+		}, "login shell /usr/sbin/nologin cannot start the ForceCommand"},
+		{"program writable by others", func(t *testing.T) func() {
+			os.Chmod(e.bin, 0o757)
+			return func() { os.Chmod(e.bin, 0o755) }
+		}, "bin/signstar: mode 0757: writable by group or others"},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			undo := tc.inject(t)
+			code, findings, out := e.doctor(t)
+			undo()
+			if code != 1 {
+				t.Errorf("doctor exited %d, want 1: %s", code, out)
+			}
+			if len(findings) != 1 || !strings.Contains(findings[0], tc.want) {
+				t.Errorf("doctor's findings %q, want one with %q", findings, tc.want)
+			}
+			clean(t)
+		})
+	}
+}
+
+// TestDoctorCard adds a piv profile whose card sits in the emulator behind
+// pcscd, and checks that doctor passes it with 3 PIN attempts left, names it
+// with 1 (signstar would refuse to try the PIN) and passes it again once
+// the counter is back.
+func TestDoctorCard(t *testing.T) {
+	e := newEnclave(t, enclaveOptions{})
+	card := pivemu.NewCard(pivemu.Options{})
+	pivemu.Start(t, card)
+	etc := filepath.Dir(e.config)
+	pin := filepath.Join(etc, "card.pin")
+	if err := os.WriteFile(pin, []byte(pivemu.DefaultPIN+"\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "chown", e.User+":", pin)
+	cert, err := piv.Setup(piv.SetupOptions{Reader: pivemu.ReaderName, Slot: "9c", UID: "Card <card@example.org>",
+		Generate: "ecc-p256", PINFile: pin, Now: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath := filepath.Join(etc, "card.pub.asc")
+	if err := os.WriteFile(certPath, cert, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(e.config, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\n[[profile]]\nname = \"card\"\nbackend = \"piv\"\nkey = %q\nusers = [%q]\n[profile.piv]\nreader = %q\nslot = \"9c\"\npin_file = %q\n",
+		certPath, e.User, pivemu.ReaderName, pin)
+	f.Close()
+
+	if code, findings, out := e.doctor(t); code != 0 || len(findings) > 0 {
+		t.Fatalf("doctor with the card at 3 attempts: exit %d, %q: %s", code, findings, out)
+	}
+	card.SetPINRetries(1)
+	code, findings, out := e.doctor(t)
+	if code != 1 || len(findings) != 1 || !strings.Contains(findings[0], "profile card: the piv backend does not open") {
+		t.Errorf("doctor with 1 PIN attempt left: exit %d, findings %q: %s", code, findings, out)
+	}
+	if card.PINRetries() != 1 {
+		t.Errorf("doctor spent a PIN attempt: %d left", card.PINRetries())
+	}
+	card.SetPINRetries(3)
+	if code, findings, out := e.doctor(t); code != 0 || len(findings) > 0 {
+		t.Errorf("doctor with the card back at 3 attempts: exit %d, %q: %s", code, findings, out)
+	}
+}
