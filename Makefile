@@ -16,6 +16,8 @@ PEER_DEBS   := gnupg gpg-agent gpgconf gpgv sqv sq pacman-package-manager makepk
                openssh-server openssh-client pcscd vsmartcard-vpcd xorriso util-linux e2fsprogs \
                passwd procps
 BENCH_DEBS  := time
+# The shell completions' and the man pages' tests (in make test).
+DOC_DEBS    := mandoc bash bash-completion zsh fish
 
 .PHONY: all build deps bench-deps test lint unit demo bench fuzz clean
 
@@ -30,7 +32,7 @@ FORCE:
 # deps installs whatever Debian packages are missing, and only then runs
 # apt-get update once.
 deps:
-	@scripts/debs.sh $(BUILD_DEBS) $(PEER_DEBS)
+	@scripts/debs.sh $(BUILD_DEBS) $(PEER_DEBS) $(DOC_DEBS)
 
 bench-deps:
 	@scripts/debs.sh $(BUILD_DEBS) $(PEER_DEBS) $(BENCH_DEBS)
