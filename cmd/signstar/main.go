@@ -81,6 +81,10 @@ type invocation struct {
 	serverProfile string
 	command       string   // remote: the client's command string
 	words         []string // local: the command and its arguments
+	// refusal, when set, refuses the request once its log is open: a
+	// command string that looks like signstar's own forced command but
+	// cannot be one (see forcedThroughShell).
+	refusal string
 }
 
 // usageError is a refusal of how signstar itself was started.
@@ -135,10 +139,8 @@ func parseInvocation(args []string, getenv func(string) string) (*invocation, er
 	}
 	if hasC {
 		inv.remote = true
-		// sshd runs a ForceCommand through the user's shell; when that
-		// shell is signstar too, the "command" is signstar's own path.
-		if first, _, _ := strings.Cut(strings.TrimSpace(inv.command), " "); strings.HasPrefix(first, "/") && filepath.Base(first) == "signstar" {
-			return nil, &usageError{"signstar is both the login shell and the ForceCommand of this user: configure one of them (see README, sshd)"}
+		if words, ok := forcedThroughShell(inv.command); ok {
+			forcedCommand(inv, words, getenv)
 		}
 		return inv, nil
 	}
@@ -151,6 +153,49 @@ func parseInvocation(args []string, getenv func(string) string) (*invocation, er
 	}
 	inv.words = rest
 	return inv, nil
+}
+
+// forcedThroughShell reports whether the -c string is signstar's own path
+// (an absolute path ending in /signstar), and returns its words. sshd runs
+// a ForceCommand through the user's shell, so with signstar as both the
+// login shell and the ForceCommand (the README's second deployment) it
+// starts `signstar -c "/usr/bin/signstar"` and puts the client's command
+// in SSH_ORIGINAL_COMMAND.
+func forcedThroughShell(s string) ([]string, bool) {
+	words := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' })
+	if len(words) == 0 || !strings.HasPrefix(words[0], "/") || filepath.Base(words[0]) != "signstar" {
+		return nil, false
+	}
+	return words, true
+}
+
+// forcedCommand takes the client's command from SSH_ORIGINAL_COMMAND, as in
+// ForceCommand mode, and the server's --profile from the forced command's
+// words. Nothing else may follow the path: a login-shell-only sshd (no
+// ForceCommand) hands signstar the client's own words here, so a --config
+// in them could name any file. Such a string is refused, and audited, once
+// the log is open.
+func forcedCommand(inv *invocation, words []string, getenv func(string) string) {
+	inv.command = getenv("SSH_ORIGINAL_COMMAND")
+	rest := words[1:]
+	for len(rest) > 0 {
+		opt, val, hasVal := strings.Cut(rest[0], "=")
+		if opt != "--profile" {
+			break
+		}
+		if !hasVal && len(rest) > 1 {
+			val, rest = rest[1], rest[1:]
+		}
+		if !config.ValidName(val) {
+			break
+		}
+		inv.serverProfile = val
+		rest = rest[1:]
+	}
+	if len(rest) > 0 {
+		inv.command = strings.Join(words, " ")
+		inv.refusal = fmt.Sprintf("refused %q after %s: a ForceCommand run through signstar as the login shell may add only --profile NAME (signstar reads %s)", rest[0], words[0], inv.configPath)
+	}
 }
 
 func (r *run) main() int {
@@ -202,6 +247,9 @@ func (r *run) main() int {
 	}
 	r.rec.Client, r.rec.SSHKey = sshIdentity(r.getenv)
 
+	if inv.refusal != "" {
+		return r.refuse(inv.refusal)
+	}
 	var req *command.Request
 	if inv.remote {
 		req, err = command.ParseRemote(inv.command)

@@ -43,13 +43,22 @@ const (
 	ForceCommand Deployment = iota
 	// LoginShell removes ForceCommand and makes the user's shell a wrapper
 	// that execs "PROGRAM ARGS [-c CMD]" with argv[0] "-signstar" for a
-	// login without a command, "signstar" otherwise.
+	// login without a command, "signstar" otherwise. The README no longer
+	// offers it: sshd serves internal-sftp without starting the shell.
 	LoginShell
+	// ShellAndForceCommand is the README's second deployment: the user's
+	// shell is the LoginShell wrapper and the Match block keeps
+	// "ForceCommand PROGRAM", so sshd runs "wrapper -c PROGRAM" for every
+	// session, subsystems included. ARGS go in the wrapper only.
+	ShellAndForceCommand
 )
 
 func (d Deployment) String() string {
-	if d == LoginShell {
-		return "login-shell"
+	switch d {
+	case LoginShell:
+		return "login-shell-only"
+	case ShellAndForceCommand:
+		return "login-shell+forcecommand"
 	}
 	return "forcecommand"
 }
@@ -76,6 +85,10 @@ type Config struct {
 	// DropIn is the sshd_config.d file to use; the repo's
 	// configs/sshd_config.d/signstar.conf when "".
 	DropIn string
+	// SFTP is the command of sshd's "Subsystem sftp"; Debian's
+	// /usr/lib/openssh/sftp-server when "". "internal-sftp" makes sshd
+	// serve SFTP itself, without the user's shell.
+	SFTP string
 }
 
 // Key is a client key pair.
@@ -198,7 +211,7 @@ func (s *Server) setupUser() error {
 		return err
 	}
 	shell := "/bin/sh"
-	if s.cfg.Deployment == LoginShell {
+	if s.cfg.Deployment == LoginShell || s.cfg.Deployment == ShellAndForceCommand {
 		shell = filepath.Join(s.Dir, "signstar-shell")
 		if err := os.WriteFile(shell, []byte(s.wrapper()), 0o755); err != nil {
 			return err
@@ -308,6 +321,10 @@ func keygen(path, comment string) error {
 // first (sshd keeps the first value it reads), then Debian's sshd_config
 // with the drop-in directory included where Debian includes it.
 func (s *Server) sshdConfig(port int) string {
+	sftp := s.cfg.SFTP
+	if sftp == "" {
+		sftp = "/usr/lib/openssh/sftp-server"
+	}
 	return fmt.Sprintf(`# written by signstar's sshtest harness
 Port %d
 ListenAddress 127.0.0.1
@@ -331,9 +348,9 @@ UsePAM yes
 X11Forwarding yes
 PrintMotd no
 AcceptEnv LANG LC_*
-Subsystem	sftp	/usr/lib/openssh/sftp-server
+Subsystem	sftp	%s
 `, port, filepath.Join(s.Dir, "host", "ssh_host_ed25519_key"),
-		filepath.Join(s.Dir, "authorized_keys"), filepath.Join(s.Dir, "sshd_config.d"))
+		filepath.Join(s.Dir, "authorized_keys"), filepath.Join(s.Dir, "sshd_config.d"), sftp)
 }
 
 // dropIn is the repo's drop-in with the user and ForceCommand adapted.
@@ -359,9 +376,12 @@ func (s *Server) dropIn() (string, error) {
 			case "forcecommand":
 				sawForce = true
 				indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
-				if s.cfg.Deployment == LoginShell {
-					line = indent + "# ForceCommand removed: login-shell deployment"
-				} else {
+				switch s.cfg.Deployment {
+				case LoginShell:
+					line = indent + "# ForceCommand removed: login-shell-only deployment"
+				case ShellAndForceCommand:
+					line = indent + "ForceCommand " + strings.Join(shellQuote([]string{s.cfg.Program}), " ")
+				default:
 					line = indent + "ForceCommand " + strings.Join(shellQuote(append([]string{s.cfg.Program}, s.cfg.Args...)), " ")
 				}
 			}

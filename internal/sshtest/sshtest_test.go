@@ -14,13 +14,13 @@ import (
 var probe = []string{"-c", `id -un; env | sort; echo ---; cat "$SSH_USER_AUTH"`}
 
 func TestForceCommandRuns(t *testing.T) {
-	for _, d := range []Deployment{ForceCommand, LoginShell} {
+	for _, d := range []Deployment{ForceCommand, LoginShell, ShellAndForceCommand} {
 		t.Run(d.String(), func(t *testing.T) {
 			s := New(t, Config{Deployment: d, Program: "/bin/sh", Args: probe})
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			var remote []string
-			if d == ForceCommand {
+			if d != LoginShell {
 				// The forced command runs whatever the client asks.
 				remote = []string{"echo", "hijacked"}
 			}

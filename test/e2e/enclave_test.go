@@ -59,8 +59,8 @@ func TestMain(m *testing.M) {
 // ownership and modes the drop-in recommends, and the audit log.
 type enclave struct {
 	*sshtest.Server
-	dir, bin, config, log, pub string
-	appendOnly                 bool
+	dir, bin, config, key, log, pub string
+	appendOnly                      bool
 }
 
 type enclaveOptions struct {
@@ -69,6 +69,8 @@ type enclaveOptions struct {
 	// profiles is extra TOML placed before the default "repo" profile;
 	// it may use {KEY:name} for a client key's fingerprint.
 	profiles string
+	// sftp is sshd's "Subsystem sftp" command (sshtest.Config.SFTP).
+	sftp string
 }
 
 func newEnclave(t *testing.T, o enclaveOptions) *enclave {
@@ -82,12 +84,13 @@ func newEnclave(t *testing.T, o enclaveOptions) *enclave {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Remove() })
-	e := &enclave{dir: l.Dir, bin: l.Bin, config: l.Config, log: l.Log, pub: l.Pub}
+	e := &enclave{dir: l.Dir, bin: l.Bin, config: l.Config, key: l.Key, log: l.Log, pub: l.Pub}
 	e.Server = sshtest.New(t, sshtest.Config{
 		Deployment: o.deployment,
 		Program:    l.Bin,
 		Args:       l.Args(),
 		Keys:       o.keys,
+		SFTP:       o.sftp,
 	})
 
 	profiles := o.profiles
@@ -207,7 +210,10 @@ func repoFile(t *testing.T, rel string) string {
 	return p
 }
 
-var deployments = []sshtest.Deployment{sshtest.ForceCommand, sshtest.LoginShell}
+// deployments are the README's: ForceCommand with /bin/sh as the shell,
+// and ForceCommand with signstar as the login shell too. A login shell
+// without ForceCommand is not one of them (TestFileTransfer shows why).
+var deployments = []sshtest.Deployment{sshtest.ForceCommand, sshtest.ShellAndForceCommand}
 
 func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
 
