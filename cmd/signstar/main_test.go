@@ -66,6 +66,9 @@ func TestScripts(t *testing.T) {
 			"filemode":     cmdFileMode,
 			"parallelsign": cmdParallelSign,
 			"gpgagent":     cmdGPGAgent,
+			"chown":        cmdChown,
+			"mkfifo":       cmdMkfifo,
+			"sticky":       cmdSticky,
 		},
 	})
 }
@@ -448,4 +451,32 @@ func cmdGPGAgent(ts *testscript.TestScript, neg bool, args []string) {
 	out, err := exec.Command("gpgconf", "--homedir", home, "--list-dirs", "agent-socket").Output()
 	ts.Check(err)
 	ts.Setenv("AGENT_SOCKET", strings.TrimSpace(string(out)))
+}
+
+// chown UID FILE: give FILE (not following a symbolic link) to UID, group
+// unchanged.
+func cmdChown(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: chown UID FILE")
+	}
+	uid, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	ts.Check(os.Lchown(ts.MkAbs(args[1]), uid, -1))
+}
+
+// mkfifo FILE
+func cmdMkfifo(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: mkfifo FILE")
+	}
+	ts.Check(unix.Mkfifo(ts.MkAbs(args[0]), 0o644))
+}
+
+// sticky DIR: make DIR mode 1777, as /tmp (testscript's chmod takes
+// permission bits only).
+func cmdSticky(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sticky DIR")
+	}
+	ts.Check(unix.Chmod(ts.MkAbs(args[0]), 0o1777))
 }

@@ -120,11 +120,13 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", loc, e.Msg)
 }
 
-// Load reads and checks the configuration at path.
+// Load reads and checks the configuration at path, and that the signing
+// user can change neither it nor the directories of the files it names
+// (perm.go).
 func Load(path string) (*Config, error) {
-	f, err := os.Open(path)
+	f, err := openConfig(path)
 	if err != nil {
-		return nil, &Error{File: path, Msg: "cannot read configuration: " + errText(err)}
+		return nil, err
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
@@ -134,7 +136,14 @@ func Load(path string) (*Config, error) {
 	if len(data) > maxConfigSize {
 		return nil, &Error{File: path, Msg: "configuration is larger than 1 MiB"}
 	}
-	return Parse(path, data)
+	c, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkPaths(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func errText(err error) string {

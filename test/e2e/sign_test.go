@@ -7,8 +7,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"os/exec"
+	"os/user"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -104,9 +108,12 @@ func TestSignThroughSSH(t *testing.T) {
 }
 
 // TestRefusedCommands: whatever the client asks for besides signing reaches
-// signstar (never a shell) and is refused and audited.
+// signstar (never a shell) and is refused and audited. Also in the login
+// shell without ForceCommand, which the README no longer offers but the
+// binary still serves: there the client's words come after -c, and words
+// that start with signstar's own path are refused after the log is open.
 func TestRefusedCommands(t *testing.T) {
-	for _, d := range deployments {
+	for _, d := range append(deployments, sshtest.LoginShell) {
 		t.Run(d.String(), func(t *testing.T) {
 			e := newEnclave(t, enclaveOptions{deployment: d})
 			for _, c := range []struct {
@@ -122,6 +129,8 @@ func TestRefusedCommands(t *testing.T) {
 				{"$(id)", nil, []string{"sign", "--profile", "$(id)"}, "sign --profile $(id)"},
 				{"local-only command", nil, []string{"audit", "verify"}, "audit verify"},
 				{"keygen", nil, []string{"keygen", "--uid", "x", "--out", "/tmp/k"}, "keygen --uid x --out /tmp/k"},
+				{"signstar --config", nil, []string{e.bin, "--config", "/tmp/evil.toml"}, e.bin + " --config /tmp/evil.toml"},
+				{"signstar sign", nil, []string{"/usr/bin/signstar", "sign"}, "/usr/bin/signstar sign"},
 			} {
 				before := len(e.records(t))
 				r := e.ssh(t, "client", []byte("id\n"), c.opts, c.remote...)
@@ -199,50 +208,110 @@ func TestInteractiveLogin(t *testing.T) {
 	}
 }
 
-// TestFileTransfer: scp (both protocols) and sftp reach signstar as a
-// command, which refuses; nothing is written on the server.
+// TestFileTransfer: scp (both protocols), sftp and a raw subsystem request
+// (-s) reach signstar as a command, which refuses and audits; nothing is
+// read or written on the server. With both sftp subsystems: Debian's
+// sftp-server, which sshd starts through the user's shell, and
+// internal-sftp, which sshd serves itself unless ForceCommand overrides it.
 func TestFileTransfer(t *testing.T) {
 	for _, d := range deployments {
-		t.Run(d.String(), func(t *testing.T) {
-			e := newEnclave(t, enclaveOptions{deployment: d})
-			local := t.TempDir() + "/payload"
-			if err := writeFile(local, []byte("payload\n")); err != nil {
-				t.Fatal(err)
+		for _, sftp := range []string{"", "internal-sftp"} {
+			name := d.String()
+			if sftp != "" {
+				name += "/" + sftp
 			}
-			target := e.Host + ":/tmp/signstar-e2e-scp-" + d.String()
-			for _, c := range []struct {
-				name string
-				prog string
-				args []string
-				// command signstar must have refused.
-				command string
-			}{
-				{"scp", "scp", []string{local, target}, "/usr/lib/openssh/sftp-server"},
-				{"scp -O", "scp", []string{"-O", local, target}, "scp -t /tmp/signstar-e2e-scp-" + d.String()},
-				{"sftp", "sftp", []string{"-b", "-", e.Host}, "/usr/lib/openssh/sftp-server"},
-			} {
-				before := len(e.records(t))
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				args := append(e.ClientOptions("client"), c.args...)
-				cmd := exec.CommandContext(ctx, c.prog, args...)
-				cmd.Stdin = strings.NewReader("put " + local + " /tmp/x\nls /\n")
-				out, err := cmd.CombinedOutput()
-				cancel()
-				if err == nil {
-					t.Errorf("%s succeeded: %s", c.name, out)
+			t.Run(name, func(t *testing.T) {
+				e := newEnclave(t, enclaveOptions{deployment: d, sftp: sftp})
+				subsystem := "/usr/lib/openssh/sftp-server"
+				if sftp != "" {
+					subsystem = sftp
 				}
-				if exists("/tmp/signstar-e2e-scp-"+d.String()) || exists("/tmp/x") {
-					t.Errorf("%s wrote a file on the server", c.name)
+				for _, c := range fileTransfers(t, e, d) {
+					before := len(e.records(t))
+					out, err := c.run()
+					if err == nil {
+						t.Errorf("%s succeeded: %s", c.name, out)
+					}
+					if c.leaked() {
+						t.Errorf("%s: the key left the server or a file was written (output %s)", c.name, out)
+					}
+					want := c.command
+					if want == "" {
+						want = subsystem
+					}
+					recs := e.records(t)
+					if len(recs) != before+1 {
+						t.Fatalf("%s: %d new records, want 1 (output %s)", c.name, len(recs)-before, out)
+					}
+					if rec := recs[len(recs)-1]; rec.Outcome != audit.Refused || rec.Command != want {
+						t.Errorf("%s: record %+v, want refused %q", c.name, rec, want)
+					}
 				}
-				recs := e.records(t)
-				if len(recs) != before+1 {
-					t.Fatalf("%s: %d new records, want 1 (output %s)", c.name, len(recs)-before, out)
-				}
-				if rec := recs[len(recs)-1]; rec.Outcome != audit.Refused || rec.Command != c.command {
-					t.Errorf("%s: record %+v", c.name, rec)
-				}
+			})
+		}
+	}
+	// The control, and the reason the README offers no login shell without
+	// ForceCommand: sshd serves internal-sftp itself, signstar never runs,
+	// and the signing key is downloaded without a record.
+	t.Run("control/login-shell-only/internal-sftp", func(t *testing.T) {
+		e := newEnclave(t, enclaveOptions{deployment: sshtest.LoginShell, sftp: "internal-sftp"})
+		for _, c := range fileTransfers(t, e, sshtest.LoginShell) {
+			if c.name != "sftp get" {
+				continue
 			}
-		})
+			out, err := c.run()
+			if err != nil || !c.leaked() {
+				t.Fatalf("control: sftp should fetch the key here: %v: %s", err, out)
+			}
+			if n := len(e.records(t)); n != 0 {
+				t.Errorf("control: %d records; signstar should not have run", n)
+			}
+		}
+	})
+}
+
+// transfer is one file transfer attempt against an enclave.
+type transfer struct {
+	name string
+	run  func() ([]byte, error)
+	// leaked reports whether the key arrived or a file was written.
+	leaked func() bool
+	// command is what signstar must have refused; "" for the sftp
+	// subsystem's command.
+	command string
+}
+
+func fileTransfers(t *testing.T, e *enclave, d sshtest.Deployment) []transfer {
+	local := t.TempDir()
+	payload := filepath.Join(local, "payload")
+	if err := writeFile(payload, []byte("payload\n")); err != nil {
+		t.Fatal(err)
+	}
+	got := filepath.Join(local, "got.key")
+	remoteFile := "/tmp/signstar-e2e-scp-" + d.String()
+	leaked := func() bool {
+		b, _ := os.ReadFile(got)
+		return bytes.Contains(b, []byte("PRIVATE KEY")) || exists(remoteFile) || exists("/tmp/x")
+	}
+	client := func(prog string, stdin string, args ...string) func() ([]byte, error) {
+		return func() ([]byte, error) {
+			os.Remove(got)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, prog, append(e.ClientOptions("client"), args...)...)
+			cmd.Stdin = strings.NewReader(stdin)
+			return cmd.CombinedOutput()
+		}
+	}
+	host := e.Host
+	return []transfer{
+		{"scp put", client("scp", "", payload, host+":"+remoteFile), leaked, ""},
+		{"scp get", client("scp", "", host+":"+e.key, got), leaked, ""},
+		{"scp -O put", client("scp", "", "-O", payload, host+":"+remoteFile), leaked, "scp -t " + remoteFile},
+		{"scp -O get", client("scp", "", "-O", host+":"+e.key, got), leaked, "scp -f " + e.key},
+		{"sftp get", client("sftp", "get "+e.key+" "+got+"\n", "-b", "-", host), leaked, ""},
+		{"sftp put", client("sftp", "put "+payload+" /tmp/x\nls /\n", "-b", "-", host), leaked, ""},
+		{"ssh -s sftp", client("ssh", "", "-s", host, "sftp"), leaked, ""},
 	}
 }
 
@@ -403,5 +472,71 @@ func fixProfileKey(t *testing.T, e *enclave) {
 		[]byte(fmt.Sprintf("%q", e.dir+"/etc/repo.key.asc")), 1)
 	if err := writeFile(e.config, cfg); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUntrustedFiles: as the signing user behind sshd, signstar refuses a
+// configuration, or a directory above it, the log or the key, that this
+// user could change (StrictModes for signstar), and names the fix.
+func TestUntrustedFiles(t *testing.T) {
+	e := newEnclave(t, enclaveOptions{deployment: sshtest.ForceCommand})
+	u, err := user.Lookup(e.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	signs := func(t *testing.T) {
+		t.Helper()
+		if r := e.ssh(t, "client", []byte("x\n"), nil, "sign"); r.ExitCode != 0 {
+			t.Fatalf("sign: exit %d, stderr %q", r.ExitCode, r.Stderr)
+		}
+	}
+	signs(t)
+	etc, logDir := filepath.Dir(e.config), filepath.Dir(e.log)
+	for _, c := range []struct {
+		name         string
+		change, undo func() error
+		want         string
+	}{
+		{"config owned by the signer",
+			func() error { return os.Chown(e.config, uid, gid) },
+			func() error { return os.Chown(e.config, 0, gid) },
+			"the configuration is owned by " + e.User + " (uid " + u.Uid + "), not root, so the signing user could rewrite its policy: run chown root " + e.config},
+		{"config group-writable by the signer",
+			func() error { return os.Chmod(e.config, 0o660) },
+			func() error { return os.Chmod(e.config, 0o640) },
+			"the configuration has mode 0660, writable by group or others: run chmod go-w " + e.config},
+		{"config directory owned by the signer",
+			func() error { return os.Chown(etc, uid, gid) },
+			func() error { return os.Chown(etc, 0, 0) },
+			"directory " + etc + " above the configuration is owned by " + e.User},
+		{"log directory owned by the signer",
+			func() error { return os.Chown(logDir, uid, gid) },
+			func() error { return os.Chown(logDir, 0, 0) },
+			"audit.path: directory " + logDir + " above the audit log is owned by " + e.User},
+		{"log directory group-writable",
+			func() error { return os.Chmod(logDir, 0o775) },
+			func() error { return os.Chmod(logDir, 0o755) },
+			"audit.path: directory " + logDir + " above the audit log has mode 0775"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := len(e.records(t))
+			if err := c.change(); err != nil {
+				t.Fatal(err)
+			}
+			r := e.ssh(t, "client", []byte("x\n"), nil, "sign")
+			if err := c.undo(); err != nil {
+				t.Fatal(err)
+			}
+			if r.ExitCode != 1 || len(r.Stdout) != 0 || !bytes.HasPrefix(r.Stderr, []byte("signstar: ")) ||
+				!bytes.Contains(r.Stderr, []byte(c.want)) || bytes.Count(r.Stderr, []byte("\n")) != 1 {
+				t.Errorf("exit %d, %d bytes out, stderr %q; want exit 1 and %q", r.ExitCode, len(r.Stdout), r.Stderr, c.want)
+			}
+			if n := len(e.records(t)); n != before {
+				t.Errorf("%d records written with an untrusted configuration", n-before)
+			}
+			signs(t)
+		})
 	}
 }
