@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 
 	"github.com/signstar/signstar/internal/audit"
@@ -66,13 +65,9 @@ func (r *run) pubkey(cfg *config.Config, req *command.Request) int {
 		return r.refuse(err.Error())
 	}
 	r.rec.Profile = p.Name
-	cert, err := loadCertificate(p)
+	out, err := loadCertificate(p)
 	if err != nil {
 		return r.failed(err.Error())
-	}
-	out, err := backend.ArmoredCert(cert)
-	if err != nil {
-		return r.failed("cannot serialize the certificate: " + err.Error())
 	}
 	return r.output(out)
 }
@@ -282,10 +277,11 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// loadCertificate reads the profile's certificate: the public part of the
-// key file, or the certificate file of an agent or card profile.
-func loadCertificate(p *config.Profile) (*openpgp.Entity, error) {
-	e, err := backend.ReadEntity(p.Key)
+// loadCertificate reads the profile's certificate, armored, as given: the
+// public part of the key file, or the certificate file of an agent or card
+// profile.
+func loadCertificate(p *config.Profile) ([]byte, error) {
+	e, err := backend.ReadPublic(p.Key)
 	var pe *os.PathError
 	if errors.As(err, &pe) {
 		return nil, fmt.Errorf("cannot read key %s: %s", p.Key, errText(err))

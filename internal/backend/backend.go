@@ -42,7 +42,7 @@ import (
 // Sign returns an error (never panics) when the key store refuses or is gone;
 // errors that carry data (a PIN error with retries left) are typed.
 type Key struct {
-	Cert   *openpgp.Entity   // the whole certificate; what `pubkey` prints
+	Cert   *openpgp.Entity   // the whole certificate, parsed (`pubkey` serves the file's packets: ReadPublic)
 	Public *packet.PublicKey // the primary key or subkey that signs
 	Signer crypto.Signer
 	// Closer releases the agent connection or card; nil when nothing is held.
@@ -114,7 +114,7 @@ func ReadEntity(path string) (*openpgp.Entity, error) {
 // or binary).
 func ParseEntity(data []byte) (*openpgp.Entity, error) {
 	var r io.Reader = bytes.NewReader(data)
-	if bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("-----BEGIN ")) {
+	if isArmored(data) {
 		block, err := armor.Decode(bytes.NewReader(data))
 		if err != nil {
 			return nil, fmt.Errorf("bad ASCII armor: %v", err)
@@ -293,7 +293,9 @@ func CheckAlgorithm(k *packet.PublicKey) error {
 // Fingerprint is the uppercase hex fingerprint of k.
 func Fingerprint(k *packet.PublicKey) string { return fmt.Sprintf("%X", k.Fingerprint) }
 
-// ArmoredCert writes e's public certificate, ASCII-armored.
+// ArmoredCert writes e's public certificate, ASCII-armored, as go-crypto
+// serializes it: for certificates signstar makes (keygen, piv setup). A
+// certificate read from a file is served by ReadPublic, as given.
 func ArmoredCert(e *openpgp.Entity) ([]byte, error) {
 	var buf bytes.Buffer
 	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)

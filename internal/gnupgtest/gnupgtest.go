@@ -32,7 +32,9 @@ type Case struct {
 	// Secret is what the operator gives signstar's key-file backend:
 	// gpg --export-secret-keys, or --export-secret-subkeys, binary.
 	Secret []byte
-	// Public is gpg --export of the same certificate, binary.
+	// Public is gpg --export of the same certificate, binary: exported
+	// from a home that holds only Secret (so --export-secret-subkeys
+	// SUBFPR! gives a certificate with only that subkey).
 	Public []byte
 	// Signer is the fingerprint (uppercase hex) of the key that
 	// gpg --detach-sign --local-user PRIMARY signs with in a home that
@@ -209,15 +211,15 @@ func makeCases() (out []Case, err error) {
 		if c.Secret, err = h.GPG(nil, time.Time{}, export...); err != nil {
 			return
 		}
-		if c.Public, err = h.GPG(nil, time.Time{}, "--export", primary); err != nil {
-			return
-		}
 		var s *Home
 		if s, err = NewHome(); err != nil {
 			return
 		}
 		defer s.Close()
 		if _, err = s.GPG(c.Secret, time.Time{}, "--import"); err != nil {
+			return
+		}
+		if c.Public, err = s.GPG(nil, time.Time{}, "--export", primary); err != nil {
 			return
 		}
 		if c.Signer, err = s.SignerOf(primary); err != nil && name == noSigningSecret {
