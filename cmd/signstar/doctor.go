@@ -25,7 +25,9 @@ func (r *run) doctor(args []string) int {
 	if os.Geteuid() != 0 {
 		return r.fail(exitFailed, "doctor needs root: it reads the keys, runs sshd -T and opens every profile's backend; run it with sudo")
 	}
-	cfg, err := config.Load(r.inv.configPath)
+	// Untrusted: doctor reports each owner and mode problem itself rather
+	// than stopping at the first, as signing does.
+	cfg, err := config.LoadUntrusted(r.inv.configPath)
 	if err != nil {
 		return r.fail(exitFailed, "doctor: "+err.Error())
 	}
