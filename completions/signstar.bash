@@ -26,7 +26,7 @@ _signstar()
 			*) cmd=$w ;;
 			esac
 		elif [ -z "$sub" ]; then
-			case $cmd in audit|sandbox|piv) [[ $w == -* ]] || sub=$w ;; esac
+			case $cmd in audit|sandbox|piv|tpm) [[ $w == -* ]] || sub=$w ;; esac
 		fi
 	done
 	case "$cmd:$prev" in
@@ -105,6 +105,38 @@ _signstar()
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return
 		;;
+	"tpm:--uid")
+		COMPREPLY=()
+		return
+		;;
+	"tpm:--out")
+		compopt -o filenames 2>/dev/null
+		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
+	"tpm:--algo")
+		COMPREPLY=($(compgen -W "ecc-p256 rsa2048 rsa3072" -- "$cur"))
+		return
+		;;
+	"tpm:--device")
+		compopt -o filenames 2>/dev/null
+		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
+	"tpm:--key-blob")
+		compopt -o filenames 2>/dev/null
+		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
+	"tpm:--auth-file")
+		compopt -o filenames 2>/dev/null
+		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
+	"tpm:--pcrs")
+		COMPREPLY=()
+		return
+		;;
 	"doctor:--sshd-config")
 		compopt -o filenames 2>/dev/null
 		COMPREPLY=($(compgen -f -- "$cur"))
@@ -114,7 +146,7 @@ _signstar()
 	if [ -z "$cmd" ]; then
 		case $cur in
 		-*) COMPREPLY=($(compgen -W "--config --profile" -- "$cur")) ;;
-		*) COMPREPLY=($(compgen -W "sign pubkey version keygen audit sandbox piv doctor help" -- "$cur")) ;;
+		*) COMPREPLY=($(compgen -W "sign pubkey version keygen audit sandbox piv tpm doctor help" -- "$cur")) ;;
 		esac
 		return
 	fi
@@ -152,6 +184,13 @@ _signstar()
 			return
 		fi
 		COMPREPLY=($(compgen -W "--reader --slot --uid --out --generate --import --passphrase-file --pin-file --management-key-file --force" -- "$cur"))
+		;;
+	tpm)
+		if [ -z "$sub" ]; then
+			COMPREPLY=($(compgen -W "setup" -- "$cur"))
+			return
+		fi
+		COMPREPLY=($(compgen -W "--uid --out --algo --device --key-blob --auth-file --pcrs --force" -- "$cur"))
 		;;
 	doctor)
 		COMPREPLY=($(compgen -W "--sshd-config" -- "$cur"))

@@ -9,6 +9,7 @@ import (
 	"github.com/signstar/signstar/internal/backend/agent"
 	"github.com/signstar/signstar/internal/backend/keyfile"
 	"github.com/signstar/signstar/internal/backend/piv"
+	"github.com/signstar/signstar/internal/backend/tpm"
 	"github.com/signstar/signstar/internal/config"
 )
 
@@ -24,8 +25,28 @@ func openBackend(p *config.Profile, t time.Time) (*backend.Key, error) {
 		return agent.Open(p.Key, p.GPGAgent.Socket, p.PassphraseFile, t)
 	case config.BackendPIV:
 		return piv.Open(p.Key, p.PIV, t)
+	case config.BackendTPM:
+		return tpm.Open(p.Key, p.TPM, t)
 	}
 	return nil, fmt.Errorf("unknown backend %q", p.Backend)
+}
+
+// backendEnforced is what the backend enforces besides the sandbox, for the
+// audit record's sandbox field: "tpm-pcr=7+16" when the TPM key signs only
+// while PCRs 7 and 16 hold the values they had at setup; "" for the others.
+func backendEnforced(p *config.Profile) string {
+	if p.Backend == config.BackendTPM && len(p.TPM.PCRs) > 0 {
+		return "tpm-pcr=" + p.TPM.PCRList()
+	}
+	return ""
+}
+
+// withEnforced appends backendEnforced(p) to a sandbox report.
+func withEnforced(report string, p *config.Profile) string {
+	if e := backendEnforced(p); e != "" {
+		return report + "," + e
+	}
+	return report
 }
 
 // backendMessage words a backend error for stderr and the audit record: what

@@ -216,6 +216,8 @@ func (r *run) main() int {
 			return r.pivCmd(inv.words[1:])
 		case "doctor":
 			return r.doctor(inv.words[1:])
+		case "tpm":
+			return r.tpmCmd(inv.words[1:])
 		case "help", "--help", "-h":
 			fmt.Fprint(r.stderr, command.Usage())
 			return exitOK

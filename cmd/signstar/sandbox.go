@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/signstar/signstar/internal/audit"
+	"github.com/signstar/signstar/internal/backend/tpm"
 	"github.com/signstar/signstar/internal/config"
 	"github.com/signstar/signstar/internal/sandbox"
 )
@@ -47,12 +48,12 @@ func hardenProcess() {
 //
 // The audit log's descriptors are kept (the write one checked and kept
 // append-only), and so are the sockets signstar itself connected (gpg-agent,
-// pcscd): the backends do not hand out theirs. Every other descriptor is
-// closed.
-func lockdown(cfg *config.Config, log *audit.Log) (string, error) {
+// pcscd): the backends do not hand out theirs, and the descriptors a backend
+// lists (the TPM device). Every other descriptor is closed.
+func lockdown(cfg *config.Config, log *audit.Log, backendFDs []int) (string, error) {
 	r, err := sandbox.Lockdown(sandbox.Options{
 		Mode:           cfg.Sandbox.Mode,
-		KeepFDs:        log.FDs(),
+		KeepFDs:        append(log.FDs(), backendFDs...),
 		AppendFDs:      log.AppendFDs(),
 		KeepOwnSockets: true,
 		Simulate:       simulatedParts(),
@@ -80,7 +81,7 @@ func (r *run) sandboxCmd(args []string) int {
 	}
 	c := sandbox.CheckSimulating(simulatedParts())
 	mode := cfg.Sandbox.Mode
-	report := c.String() + "mode: " + mode + " (" + cfg.Path + ")\n"
+	report := c.String() + tpmReport(cfg) + "mode: " + mode + " (" + cfg.Path + ")\n"
 	if c.CanMeet(mode) {
 		return r.output([]byte(report))
 	}
@@ -88,4 +89,24 @@ func (r *run) sandboxCmd(args []string) int {
 		fmt.Fprintf(r.stderr, "signstar: %s\n", l)
 	}
 	return r.fail(exitFailed, fmt.Sprintf("sandbox mode %q cannot be met on this kernel: signing will be refused; fix the kernel or set [sandbox] mode = \"best-effort\"", mode))
+}
+
+// tpmReport has a line for each tpm profile: whether its TPM opens and
+// answers as signing will use it (tpm.Check). A TPM that does not is
+// reported, not fatal here: it fails that profile's signing, not the
+// sandbox.
+func tpmReport(cfg *config.Config) string {
+	var b strings.Builder
+	for i := range cfg.Profiles {
+		p := &cfg.Profiles[i]
+		if p.Backend != config.BackendTPM {
+			continue
+		}
+		line, err := tpm.Check(p.TPM)
+		if err != nil {
+			line = "CANNOT SIGN: " + oneLine(err.Error())
+		}
+		fmt.Fprintf(&b, "tpm: profile %s: %s\n", p.Name, line)
+	}
+	return b.String()
 }

@@ -96,6 +96,7 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 		return r.refuse(err.Error())
 	}
 	r.rec.Profile = p.Name
+	r.rec.Sandbox = withEnforced(r.rec.Sandbox, p)
 	h, err := signer.ParseHash(p.Hash)
 	if err != nil {
 		return r.failed(err.Error())
@@ -111,8 +112,8 @@ func (r *run) sign(cfg *config.Config, req *command.Request) int {
 		return r.failed(fmt.Sprintf("profile %s: %v", p.Name, err))
 	}
 
-	report, err := lockdown(cfg, r.log)
-	r.rec.Sandbox = report
+	report, err := lockdown(cfg, r.log, key.FDs)
+	r.rec.Sandbox = withEnforced(report, p)
 	if err != nil {
 		return r.failed(err.Error())
 	}

@@ -47,6 +47,10 @@ type Key struct {
 	Signer crypto.Signer
 	// Closer releases the agent connection or card; nil when nothing is held.
 	Closer io.Closer
+	// FDs are descriptors the backend holds that must stay open through
+	// the sandbox's lock-down (a TPM character device); the sockets a
+	// backend connected are kept without being listed.
+	FDs []int
 }
 
 // Close releases what the key holds.

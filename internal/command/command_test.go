@@ -54,6 +54,7 @@ func TestParseRemote(t *testing.T) {
 		"audit verify":                        "local administration",
 		"sandbox check":                       "local administration",
 		"piv setup":                           "local administration",
+		"tpm setup":                           "local administration",
 		"sign --armor --armor":                "twice",
 		"sign --profile":                      "needs a value",
 		"sign --profile ../etc":               "not a profile name",

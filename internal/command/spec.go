@@ -177,6 +177,18 @@ var Commands = []Spec{
 			{Name: "--force", Desc: "replace a key already in the slot"},
 		},
 		Desc: "puts a key in a PIV slot, has the card self-sign an OpenPGP certificate for it and writes it to --out and stdout. --reader, --slot and --pin-file default to the [profile.piv] of --profile, or of the only piv profile."},
+	{Name: "tpm", Sub: "setup", Config: true,
+		Flags: []Flag{
+			{Name: "--uid", Value: `"Name <mail>"`, Required: true, Desc: "the user ID of the certificate"},
+			{Name: "--out", Value: "CERT", Complete: CompleteFile, Desc: "where the OpenPGP certificate goes; default: the profile's key"},
+			{Name: "--algo", Value: "ALGO", Choices: []string{"ecc-p256", "rsa2048", "rsa3072"}, Desc: "the key type; ecc-p256 by default (rsa3072 only where the TPM has it)"},
+			{Name: "--device", Value: "D", Complete: CompleteFile, Desc: "the TPM; default: the profile's device, else /dev/tpmrm0"},
+			{Name: "--key-blob", Value: "F", Complete: CompleteFile, Desc: "where the key blob goes (mode 0600); default: the profile's key_blob"},
+			{Name: "--auth-file", Value: "F", Complete: CompleteFile, Desc: "the key's auth value; default: the profile's auth_file"},
+			{Name: "--pcrs", Value: "LIST", Desc: "the PCRs to bind the key to, e.g. 7,16 (\"\" for none); default: the profile's pcrs"},
+			{Name: "--force", Desc: "replace an existing key blob and certificate (re-provisioning: a new key)"},
+		},
+		Desc: "makes a non-exportable signing key in the TPM, under its storage root key, bound by PolicyPCR to the current values of the profile's pcrs, writes its key blob and its OpenPGP certificate, self-signed through the TPM, to --out and stdout. The options default to the [profile.tpm] of --profile, or of the only tpm profile."},
 	{Name: "doctor", Config: true,
 		Flags: []Flag{
 			{Name: "--sshd-config", Value: "F", Complete: CompleteFile, Desc: "the sshd configuration to test with sshd -T; default /etc/ssh/sshd_config"},

@@ -75,6 +75,7 @@ type Profile struct {
 	SSHKeys        []string `toml:"ssh_keys"`
 	GPGAgent       GPGAgent `toml:"gpg_agent"`
 	PIV            PIV      `toml:"piv"`
+	TPM            TPM      `toml:"tpm"`
 
 	// MaxSize is max_size in bytes; 0 means no limit.
 	MaxSize int64 `toml:"-"`
@@ -319,8 +320,11 @@ func (p *Profile) check(loc *locator, i int) error {
 	case !contains(backends, p.Backend):
 		return e("backend", fmt.Sprintf("%q is not a backend: use %s", p.Backend, orQuoted(backends)))
 	}
+	if p.Backend != BackendTPM && !p.TPM.IsZero() {
+		return e("backend", p.Backend+" profiles take no [profile.tpm] table")
+	}
 	if p.Key == "" {
-		return e("key", "missing: the key file (keyfile) or public certificate (gpg-agent, piv)")
+		return e("key", "missing: the key file (keyfile) or public certificate (gpg-agent, piv, tpm)")
 	}
 	for _, f := range []struct{ key, val string }{
 		{"key", p.Key}, {"passphrase_file", p.PassphraseFile},
@@ -400,6 +404,8 @@ func (p *Profile) check(loc *locator, i int) error {
 		if p.PIV.PINFile == "" {
 			return e("piv.pin_file", "missing: the file holding the card's PIN")
 		}
+	case BackendTPM:
+		return p.checkTPM(e)
 	}
 	return nil
 }

@@ -38,6 +38,7 @@ var Tables = []Table{
 	{Name: "profile", Header: "[[profile]]", Desc: "A signing profile: a key, who may use it and what it may sign. At least one is required; names are unique."},
 	{Name: "profile.gpg_agent", Header: "[profile.gpg_agent]", Desc: "Only for backend = \"gpg-agent\"."},
 	{Name: "profile.piv", Header: "[profile.piv]", Desc: "Only for backend = \"piv\"."},
+	{Name: "profile.tpm", Header: "[profile.tpm]", Desc: "Only for backend = \"tpm\"."},
 }
 
 // Keys are every key the file may hold.
@@ -50,15 +51,15 @@ var Keys = []Key{
 	{Table: "profile", Name: "name", Type: "string", Required: "always", Example: `"repo"`,
 		Desc:    "What clients and the server's --profile call the profile.",
 		Refused: "anything but 1 to 64 letters, digits, '.', '_' and '-' starting with a letter or digit; a name used twice"},
-	{Table: "profile", Name: "backend", Type: "string", Required: "always", Choices: []string{BackendKeyfile, BackendGPGAgent, BackendPIV},
-		Desc:    "Where the key is: a secret key file, a gpg-agent, or a PIV card.",
-		Refused: "a [profile.gpg_agent] or [profile.piv] table that does not belong to the backend"},
+	{Table: "profile", Name: "backend", Type: "string", Required: "always", Choices: []string{BackendKeyfile, BackendGPGAgent, BackendPIV, BackendTPM},
+		Desc:    "Where the key is: a secret key file, a gpg-agent, a PIV card, or the host's TPM 2.0.",
+		Refused: "a [profile.gpg_agent], [profile.piv] or [profile.tpm] table that does not belong to the backend"},
 	{Table: "profile", Name: "key", Type: "string", Required: "always", Example: `"/etc/signstar/repo.key.asc"`,
-		Desc:    "keyfile: the armored or binary secret key, owned by the signing user, mode 0400 or 0600. gpg-agent and piv: the public certificate.",
+		Desc:    "keyfile: the armored or binary secret key, owned by the signing user, mode 0400 or 0600. gpg-agent, piv and tpm: the public certificate.",
 		Refused: "a relative path; at start-up, a secret key open to group or others, RSA under 2048 bits, an expired or revoked key"},
 	{Table: "profile", Name: "passphrase_file", Type: "string", Example: `"/etc/signstar/repo.pass"`,
 		Desc:    "The key's passphrase (keyfile) or the agent key's (gpg-agent, through loopback pinentry), first line; same owner and mode as a secret key.",
-		Refused: "a relative path; in a piv profile"},
+		Refused: "a relative path; in a piv or tpm profile"},
 	{Table: "profile", Name: "hash", Type: "string", Default: `"sha256"`, Choices: []string{"sha256", "sha512"},
 		Desc: "The signature's hash. P-384 keys need sha512."},
 	{Table: "profile", Name: "max_size", Type: "string", Example: `"4GiB"`,
@@ -85,6 +86,18 @@ var Keys = []Key{
 	{Table: "profile.piv", Name: "pin_file", Type: "string", Required: "backend = \"piv\"", Example: `"/etc/signstar/piv.pin"`,
 		Desc:    "The card's PIN, first line, at most 8 characters; same owner and mode as a secret key. signstar reads the retries left first and refuses to sign, without trying the PIN, when only one is left.",
 		Refused: "a relative path"},
+	{Table: "profile.tpm", Name: "device", Type: "string", Default: `"` + DefaultTPMDevice + `"`,
+		Desc:    "The TPM: the kernel's resource manager. Opened before the lock-down and kept. A unix socket here is taken as swtpm's command socket (--server type=unixio), for tests only.",
+		Refused: "a relative path"},
+	{Table: "profile.tpm", Name: "pcrs", Type: "array of integers", Example: `[7]`,
+		Desc:    "The PCRs the key is bound to (PolicyPCR over their SHA-256 values at tpm setup); must be those of the key blob. When one changes, signing fails before stdin is read, naming it. Not bound when empty or absent.",
+		Refused: "numbers outside 0 to 23; a PCR listed twice"},
+	{Table: "profile.tpm", Name: "auth_file", Type: "string", Example: `"/etc/signstar/tpm.auth"`,
+		Desc:    "The key's auth value, first line; same owner and mode as a secret key. signstar reads the TPM's dictionary-attack counter first and refuses to sign, without trying the value, with one failure left. None when absent.",
+		Refused: "a relative path"},
+	{Table: "profile.tpm", Name: "key_blob", Type: "string", Required: "backend = \"tpm\"", Example: `"/etc/signstar/repo.tpmkey"`,
+		Desc:    "The key blob tpm setup wrote: the key wrapped by this TPM's storage root key, and the PCR values it is bound to. Mode 0600.",
+		Refused: "a relative path; a blob open to group or others, edited, or made by another TPM"},
 }
 
 // KeyInfo returns the entry of table.name; it panics on a key the table

@@ -87,6 +87,7 @@ func (c *Config) checkPaths() error {
 		p := &c.Profiles[i]
 		for _, f := range []struct{ key, val string }{
 			{"key", p.Key}, {"passphrase_file", p.PassphraseFile}, {"piv.pin_file", p.PIV.PINFile},
+			{"tpm.auth_file", p.TPM.AuthFile}, {"tpm.key_blob", p.TPM.KeyBlob},
 		} {
 			if f.val == "" {
 				continue
