@@ -14,7 +14,7 @@ BUILD_DEBS  := gcc pkg-config libseccomp-dev
 # Real peers the tests and the demo talk to.
 PEER_DEBS   := gnupg gpg-agent gpgconf gpgv sqv sq pacman-package-manager makepkg libarchive-tools zstd xz-utils \
                openssh-server openssh-client pcscd vsmartcard-vpcd xorriso util-linux e2fsprogs \
-               passwd procps
+               passwd procps swtpm
 BENCH_DEBS  := time
 # The shell completions' and the man pages' tests (in make test).
 DOC_DEBS    := mandoc bash bash-completion zsh fish

@@ -71,7 +71,10 @@ func (s *TPM) start() {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if fi, err := os.Stat(s.Socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		// The socket file exists from bind(2); swtpm listens a little
+		// later.
+		if c, err := net.Dial("unix", s.Socket); err == nil {
+			c.Close()
 			return
 		}
 		if time.Now().After(deadline) {

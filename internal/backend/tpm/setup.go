@@ -188,5 +188,3 @@ func checkUID(uid string) error {
 	}
 	return nil
 }
-
-

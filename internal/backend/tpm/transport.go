@@ -22,6 +22,10 @@ const maxResponse = 4096
 // shorten it.
 var Timeout = 30 * time.Second
 
+// onResponse, when set by a test, sees each command and its response (to
+// record the fuzz corpus).
+var onResponse func(cmd, rsp []byte)
+
 // conn is one open TPM: the character device (/dev/tpmrm0) or, for tests,
 // a connection to swtpm's command socket. It implements go-tpm's
 // transport.TPM with a strict reader of responses.
@@ -141,6 +145,9 @@ func (c *conn) send(cmd []byte) ([]byte, error) {
 			if n >= size {
 				if n > size {
 					return nil, fmt.Errorf("TPM %s sent %d bytes for a response of %d", c.path, n, size)
+				}
+				if onResponse != nil {
+					onResponse(cmd, buf[:n])
 				}
 				return buf[:n], nil
 			}
