@@ -83,16 +83,24 @@ key = "/etc/signstar/card.pub.asc"
 users = ["signer"]
 [profile.piv]
 pin_file = "/etc/signstar/piv.pin"
+[[profile]]
+name = "tpm"
+backend = "tpm"
+key = "/etc/signstar/tpm.pub.asc"
+users = ["signer"]
+[profile.tpm]
+key_blob = "/etc/signstar/tpm.key"
 `
 	c, err := Parse("minimal.toml", []byte(minimal))
 	if err != nil {
 		t.Fatal(err)
 	}
 	values := map[string]any{
-		"sandbox.mode":     c.Sandbox.Mode,
-		"profile.hash":     c.Profiles[0].Hash,
-		"profile.kinds":    c.Profiles[0].Kinds,
-		"profile.piv.slot": c.Profiles[0].PIV.Slot,
+		"sandbox.mode":       c.Sandbox.Mode,
+		"profile.hash":       c.Profiles[0].Hash,
+		"profile.kinds":      c.Profiles[0].Kinds,
+		"profile.piv.slot":   c.Profiles[0].PIV.Slot,
+		"profile.tpm.device": c.Profiles[1].TPM.Device,
 	}
 	for _, k := range Keys {
 		if k.Default == "" {
@@ -139,6 +147,8 @@ func TestKeyTableChoices(t *testing.T) {
 				cfg += "[profile.gpg_agent]\nsocket = \"/s\"\n"
 			case BackendPIV:
 				cfg += "[profile.piv]\npin_file = \"/p\"\n"
+			case BackendTPM:
+				cfg += "[profile.tpm]\nkey_blob = \"/b\"\n"
 			}
 			if _, err := Parse("c.toml", []byte(cfg)); err != nil {
 				t.Errorf("profile.%s = %q (a listed choice) refused: %v", k, choice, err)

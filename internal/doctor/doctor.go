@@ -157,6 +157,8 @@ func backendFix(p *config.Profile) string {
 		return "start the agent on " + p.GPGAgent.Socket + " with the key of " + p.Key + " in it (README, Backends)"
 	case config.BackendPIV:
 		return "insert the card, check pcscd, [profile.piv] and the PIN retries (reset them by hand or with the PUK) (README, Backends)"
+	case config.BackendTPM:
+		return "check [profile.tpm] device (the tss group may use /dev/tpmrm0), the auth value and the dictionary-attack counter; if the PCRs changed, re-provision with signstar tpm setup --force (README, Backends)"
 	}
 	return "fix key and passphrase_file (README, A key)"
 }
@@ -247,6 +249,10 @@ func checkProfiles(r *Report, cfg *config.Config, accounts map[string]*account) 
 		secret(p.PassphraseFile, "passphrase file")
 		if p.Backend == config.BackendPIV {
 			secret(p.PIV.PINFile, "PIN file")
+		}
+		if p.Backend == config.BackendTPM {
+			secret(p.TPM.AuthFile, "TPM auth file")
+			secret(p.TPM.KeyBlob, "TPM key blob")
 		}
 		if len(r.Findings) > before {
 			bad[p.Name] = true
