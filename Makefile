@@ -12,8 +12,8 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # the seccomp filter's drift test, which recompiles it with libseccomp.
 BUILD_DEBS  := gcc pkg-config libseccomp-dev
 # Real peers the tests and the demo talk to.
-PEER_DEBS   := gnupg gpg-agent gpgconf gpgv sqv sq pacman-package-manager makepkg libarchive-tools zstd xz-utils \
-               openssh-server openssh-client pcscd vsmartcard-vpcd xorriso util-linux e2fsprogs \
+PEER_DEBS   := gnupg gpg-agent gpgconf scdaemon gpgv sqv sq pacman-package-manager makepkg libarchive-tools zstd xz-utils \
+               openssh-server openssh-client pcscd libpcsclite1 vsmartcard-vpcd xorriso util-linux e2fsprogs \
                passwd procps swtpm
 BENCH_DEBS  := time
 # The shell completions' and the man pages' tests (in make test).

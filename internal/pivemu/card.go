@@ -192,6 +192,9 @@ func (c *Card) Trace(f func(capdu []byte)) {
 // ATR is a YubiKey 5 answer-to-reset: T=1, historical bytes "YubiKey".
 var ATR = []byte{0x3b, 0xfd, 0x13, 0x00, 0x00, 0x81, 0x31, 0xfe, 0x15, 0x80, 0x73, 0xc0, 0x21, 0xc0, 0x57, 0x59, 0x75, 0x62, 0x69, 0x4b, 0x65, 0x79, 0x40}
 
+// ATR returns the card's answer to reset, ATR.
+func (c *Card) ATR() []byte { return ATR }
+
 // Reset is a power cycle: it clears the security status and selection, as
 // removing and reinserting the card would.
 func (c *Card) Reset() {

@@ -109,6 +109,18 @@ func Start(t testing.TB, card *Card) (*Emulator, string) {
 // called Start, after the previous card was removed.
 func Plug(t testing.TB, card *Card) (*Emulator, string) {
 	t.Helper()
+	e := PlugApplet(t, card)
+	reader, err := WaitReady(10 * time.Second)
+	if err != nil {
+		t.Fatalf("%v (%v)", err, card)
+	}
+	return e, reader
+}
+
+// PlugApplet inserts any applet into the vpcd reader of a test that holds
+// it (StartPCSC) and waits until pcscd has powered it; Cleanup removes it.
+func PlugApplet(t testing.TB, card Applet) *Emulator {
+	t.Helper()
 	e, err := Insert(VPCDAddr, card, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -124,11 +136,7 @@ func Plug(t testing.TB, card *Card) (*Emulator, string) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("pcscd did not notice the card in the vpcd reader within 10s")
 	}
-	reader, err := WaitReady(10 * time.Second)
-	if err != nil {
-		t.Fatalf("%v (%v)", err, card)
-	}
-	return e, reader
+	return e
 }
 
 // WaitReady waits until the virtual reader is listed and a card in it can be

@@ -22,10 +22,21 @@ const (
 	vpcdGetATR   = 0x04
 )
 
-// Emulator is a Card inserted into the vpcd virtual reader: a TCP client of
-// the driver, answering its messages until removed.
+// Applet is a card the vpcd reader can hold: this package's PIV Card, or
+// another emulator (internal/openpgpemu) on the same plumbing.
+type Applet interface {
+	// ATR is the answer to reset the reader reports.
+	ATR() []byte
+	// Reset is a power cycle or warm reset: security status is cleared.
+	Reset()
+	// Transmit answers one command APDU with a response APDU.
+	Transmit(capdu []byte) []byte
+}
+
+// Emulator is an Applet inserted into the vpcd virtual reader: a TCP client
+// of the driver, answering its messages until removed.
 type Emulator struct {
-	card *Card
+	card Applet
 	conn net.Conn
 
 	mu       sync.Mutex
@@ -38,7 +49,7 @@ type Emulator struct {
 
 // Insert connects card to the vpcd driver at addr, retrying until timeout
 // (the driver listens only once pcscd has loaded it).
-func Insert(addr string, card *Card, timeout time.Duration) (*Emulator, error) {
+func Insert(addr string, card Applet, timeout time.Duration) (*Emulator, error) {
 	deadline := time.Now().Add(timeout)
 	var conn net.Conn
 	var err error
@@ -59,7 +70,7 @@ func Insert(addr string, card *Card, timeout time.Duration) (*Emulator, error) {
 }
 
 // Card returns the inserted card.
-func (e *Emulator) Card() *Card { return e.card }
+func (e *Emulator) Card() Applet { return e.card }
 
 // Remove pulls the card out of the reader: the connection closes, and
 // pcscd sees the card gone. It waits until the serving goroutine is done.
@@ -108,7 +119,7 @@ func (e *Emulator) serve() {
 				continue
 			case vpcdGetATR:
 				e.atrOnce.Do(func() { close(e.atrSeen) })
-				if err := writeMsg(e.conn, ATR); err != nil {
+				if err := writeMsg(e.conn, e.card.ATR()); err != nil {
 					e.err = err
 					return
 				}
