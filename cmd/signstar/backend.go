@@ -22,7 +22,7 @@ func openBackend(p *config.Profile, t time.Time) (*backend.Key, error) {
 	case config.BackendKeyfile:
 		return keyfile.Open(p.Key, p.PassphraseFile, t)
 	case config.BackendGPGAgent:
-		return agent.Open(p.Key, p.GPGAgent.Socket, p.PassphraseFile, t)
+		return agent.OpenWithPIN(p.Key, p.GPGAgent.Socket, p.PassphraseFile, p.GPGAgent.PINFile, t)
 	case config.BackendPIV:
 		return piv.Open(p.Key, p.PIV, t)
 	case config.BackendTPM:
@@ -59,6 +59,8 @@ func backendMessage(p *config.Profile, err error) string {
 		return fmt.Sprintf("profile %s: %s is passphrase-protected: set passphrase_file", p.Name, p.Key)
 	case errors.Is(err, agent.ErrBadPassphrase):
 		return fmt.Sprintf("profile %s: gpg-agent rejected the passphrase in %s: fix passphrase_file", p.Name, p.PassphraseFile)
+	case errors.Is(err, agent.ErrNeedPIN):
+		return fmt.Sprintf("profile %s: the key in gpg-agent is on a smartcard: set pin_file in [profile.gpg_agent]", p.Name)
 	case errors.Is(err, agent.ErrNeedPassphrase):
 		return fmt.Sprintf("profile %s: the key in gpg-agent is passphrase-protected: set passphrase_file", p.Name)
 	}

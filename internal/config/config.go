@@ -86,6 +86,9 @@ type Profile struct {
 // GPGAgent is [profile.gpg_agent].
 type GPGAgent struct {
 	Socket string `toml:"socket"`
+	// PINFile holds the PIN of the smartcard behind the agent, for a key
+	// the agent keeps on a card (optional).
+	PINFile string `toml:"pin_file"`
 }
 
 // PIV is [profile.piv].
@@ -328,7 +331,7 @@ func (p *Profile) check(loc *locator, i int) error {
 	}
 	for _, f := range []struct{ key, val string }{
 		{"key", p.Key}, {"passphrase_file", p.PassphraseFile},
-		{"gpg_agent.socket", p.GPGAgent.Socket}, {"piv.pin_file", p.PIV.PINFile},
+		{"gpg_agent.socket", p.GPGAgent.Socket}, {"gpg_agent.pin_file", p.GPGAgent.PINFile}, {"piv.pin_file", p.PIV.PINFile},
 	} {
 		if f.val != "" && !strings.HasPrefix(f.val, "/") {
 			return e(f.key, fmt.Sprintf("%q must be an absolute path", f.val))

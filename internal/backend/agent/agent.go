@@ -74,6 +74,14 @@ func (e *NoKeyError) Error() string {
 // inquiries (loopback pinentry); it is read now and kept in memory until
 // Close.
 func Open(certPath, socket, passphraseFile string, now time.Time) (*backend.Key, error) {
+	return OpenWithPIN(certPath, socket, passphraseFile, "", now)
+}
+
+// OpenWithPIN is Open for a profile that may sign with a key on a
+// smartcard behind the agent (card.go): pinFile's first line is the card's
+// PIN, read now, sent at most once per signature and only after the card's
+// retry counter was read.
+func OpenWithPIN(certPath, socket, passphraseFile, pinFile string, now time.Time) (*backend.Key, error) {
 	cert, err := backend.ReadEntity(certPath)
 	if err != nil {
 		return nil, err
@@ -125,6 +133,10 @@ func Open(certPath, socket, passphraseFile string, now time.Time) (*backend.Key,
 		s.Close()
 		return nil, err
 	}
+	if err := s.attachCard(pinFile); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return &backend.Key{Cert: cert, Public: pub, Signer: s, Closer: s}, nil
 }
 
@@ -158,6 +170,7 @@ type Signer struct {
 	pub    *packet.PublicKey
 	public crypto.PublicKey
 	grip   Keygrip
+	card   *card // nil unless the key is on a smartcard
 	closed bool
 }
 
@@ -176,6 +189,9 @@ func (s *Signer) Close() error {
 	}
 	s.closed = true
 	clear(s.pass)
+	if s.card != nil {
+		clear(s.card.pin)
+	}
 	return s.c.Close()
 }
 
@@ -215,6 +231,15 @@ func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 	if pub, ok := s.public.(*ecdsa.PublicKey); ok && len(digest)*8 < pub.Curve.Params().BitSize {
 		return nil, &HashTooShortError{Hash: h, Bits: pub.Curve.Params().BitSize}
 	}
+	// A card key: the card must still be there, and its PIN is sent only
+	// with more than GuardRetries attempts left, read right before.
+	secret := s.pass
+	if s.card != nil {
+		if _, err := s.guardCard(true); err != nil {
+			return nil, err
+		}
+		secret = s.card.pin
+	}
 	if _, err := s.c.transact("SIGKEY "+s.grip.String(), nil); err != nil {
 		return nil, err
 	}
@@ -228,10 +253,10 @@ func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 			asked++
 			// A second inquiry means the first answer was wrong; the
 			// same answer again cannot be right.
-			if s.pass == nil || asked > 1 {
+			if secret == nil || asked > 1 {
 				return nil, false
 			}
-			return append([]byte(nil), s.pass...), true
+			return append([]byte(nil), secret...), true
 		case "PINENTRY_LAUNCHED":
 			// Only informational: an empty answer lets the agent go on.
 			return nil, true
@@ -239,6 +264,9 @@ func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 		return nil, false
 	})
 	if err != nil {
+		if s.card != nil {
+			return nil, s.cardSignError(err)
+		}
 		return nil, s.signError(err, asked)
 	}
 	sv, err := parseSigVal(reply)

@@ -86,6 +86,9 @@ type conn struct {
 	r       *bufio.Reader
 	w       io.Writer
 	timeout time.Duration
+	// status, when set, receives the status lines (S) of the replies, as
+	// the agent sent them (keyword, and arguments still escaped).
+	status func(keyword, args string)
 }
 
 // captureReply, when set (by tests), receives every raw reply read: it is
@@ -254,7 +257,11 @@ func (c *conn) readReply(verb string, inq inquiry) ([]byte, error) {
 			return nil, &AgentError{Command: verb, Code: r.code, Text: r.text}
 		case lineData:
 			data = append(data, r.data...)
-		case lineStatus, lineComment:
+		case lineStatus:
+			if c.status != nil {
+				c.status(r.keyword, r.text)
+			}
+		case lineComment:
 		case lineInquire:
 			if err := c.answer(verb, r, inq); err != nil {
 				return nil, err

@@ -77,3 +77,43 @@ func writeSecret(tb testing.TB, e *openpgp.Entity) string {
 	}
 	return p
 }
+
+// BenchmarkCardSign1KiB signs 1 KiB with a key generated on the emulated
+// OpenPGP card (agent, scdaemon, pcscd, vpcd, card: the PIN guard's two
+// reads, the PIN sent once, the card's RSA-2048 signature) and, in the
+// same agent, with a soft RSA-2048 key.
+//
+//	go test ./internal/backend/agent -run '^$' -bench CardSign1KiB
+func BenchmarkCardSign1KiB(b *testing.B) {
+	r := newCardRig(b)
+	card, err := r.open(r.pin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { card.Close() })
+	e := newKey(b, "soft-rsa2048", &packet.Config{Algorithm: packet.PubKeyAlgoRSA, RSABits: 2048})
+	r.g.GPG(armoredSecret(b, e), "--import")
+	soft, err := Open(writeCert(b, e), r.g.Socket, "", time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { soft.Close() })
+	data := bytes.Repeat([]byte{0xa5}, 1024)
+	for _, k := range []struct {
+		name string
+		key  *backend.Key
+	}{{"card-rsa2048", card}, {"agent-rsa2048", soft}} {
+		b.Run(k.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				in, err := signer.Read(bytes.NewReader(data), crypto.SHA256, 0, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := signer.Sign(in, k.key, time.Now()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
