@@ -278,8 +278,8 @@ func CheckAlgorithm(k *packet.PublicKey) error {
 		}
 	case packet.PubKeyAlgoECDSA:
 		c, err := k.Curve()
-		if err != nil || (c != packet.CurveNistP256 && c != packet.CurveNistP384) {
-			return &KeyError{fp, "is ECDSA on a curve other than P-256 or P-384"}
+		if err != nil || (c != packet.CurveNistP256 && c != packet.CurveNistP384 && c != packet.CurveNistP521) {
+			return &KeyError{fp, "is ECDSA on a curve other than P-256, P-384 or P-521"}
 		}
 	case packet.PubKeyAlgoEdDSA:
 		c, err := k.Curve()
@@ -329,6 +329,8 @@ func StdPublic(pk *packet.PublicKey) (crypto.PublicKey, error) {
 			curve = elliptic.P256()
 		case packet.CurveNistP384:
 			curve = elliptic.P384()
+		case packet.CurveNistP521:
+			curve = elliptic.P521()
 		default:
 			return nil, fmt.Errorf("key %s: unsupported ECDSA curve %s", Fingerprint(pk), c)
 		}

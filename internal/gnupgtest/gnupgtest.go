@@ -48,6 +48,9 @@ type Case struct {
 	Keys []string
 }
 
+// P521 is the name of the case of an ECDSA P-521 key (no subkeys).
+const P521 = "nistp521"
+
 // noSigningSecret is the case where no signing key has its secret: only the
 // encryption subkey's secret was exported. gpg cannot sign with it.
 const noSigningSecret = "only-encryption-secret"
@@ -287,6 +290,12 @@ func makeCases() (out []Case, err error) {
 			}
 		}
 		add("revoker-photo-uids", k, "--export-secret-keys", k[0])
+	}
+
+	// ECDSA on P-521, which gpg signs with SHA-512.
+	k = newKey("NIST P-521 <p521@test.signstar>", "nistp521", "sign,cert", 0)
+	if err == nil {
+		add(P521, k, "--export-secret-keys", k[0])
 	}
 	return out, err
 }

@@ -20,6 +20,7 @@ func TestCases(t *testing.T) {
 		"stub-newest":            {"gnu-dummy S2K"},
 		"revoker-photo-uids":     {"revocation key:", ":attribute packet:", "Revocable Third"},
 		noSigningSecret:          {"gnu-dummy S2K", ":secret sub key packet:"},
+		P521:                     {"algo 19"},
 	}
 	// The key gpg signs with: 0 the primary, N the Nth subkey made.
 	wantKey := map[string]int{
@@ -29,6 +30,7 @@ func TestCases(t *testing.T) {
 		"set-expire-older":       2, // still the newest, though its binding is older
 		"stub-newest":            1, // the older subkey, whose secret is there
 		"revoker-photo-uids":     1,
+		P521:                     0,
 	}
 	for _, c := range cs {
 		cmd := exec.Command("gpg", "--list-packets")

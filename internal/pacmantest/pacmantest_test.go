@@ -11,6 +11,7 @@ import (
 
 	"github.com/signstar/signstar/internal/backend"
 	"github.com/signstar/signstar/internal/backend/keyfile"
+	"github.com/signstar/signstar/internal/gnupgtest"
 	"github.com/signstar/signstar/internal/signer"
 	"github.com/signstar/signstar/internal/testenv"
 )
@@ -150,4 +151,42 @@ func FuzzValidatedBy(f *testing.F) {
 			t.Fatal("Signature found where there is none")
 		}
 	})
+}
+
+// TestInstallP521 has pacman install a package and database signed with a
+// GnuPG-made ECDSA P-521 key (SHA-512, as GnuPG requires for P-521).
+func TestInstallP521(t *testing.T) {
+	NeedTools(t)
+	var c gnupgtest.Case
+	for _, x := range gnupgtest.Cases(t) {
+		if x.Name == gnupgtest.P521 {
+			c = x
+		}
+	}
+	path := filepath.Join(t.TempDir(), "p521.gpg")
+	if err := os.WriteFile(path, c.Secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key, err := keyfile.Open(path, "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer key.Close()
+	cert, err := backend.ReadPublic(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Prepare(t, Hello, func(data []byte) ([]byte, error) {
+		in, err := signer.Read(bytes.NewReader(data), crypto.SHA512, 0, nil)
+		if err != nil {
+			return nil, err
+		}
+		return signer.Sign(in, key, time.Now())
+	})
+	o.Certs = [][]byte{cert}
+	env := Install(t, o)
+	if len(env.Info) != 3 || !strings.Contains(env.Info[2], "Signature") {
+		t.Errorf("pacman -Qi lines: %q", env.Info)
+	}
+	env.RefuseTampered(t)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/signstar/signstar/internal/backend"
@@ -159,5 +160,50 @@ func TestP384NeedsSHA512(t *testing.T) {
 	in, _ := Read(strings.NewReader("x"), crypto.SHA256, 0, nil)
 	if _, err := Sign(in, k, t0); err == nil || !strings.Contains(err.Error(), `hash = "sha512"`) {
 		t.Fatalf("P-384 with SHA-256: %v", err)
+	}
+}
+
+// TestCheckHashRule: GnuPG's rule, a hash at least as long as the curve
+// but never more than 512 bits asked: P-521 signs with SHA-512.
+func TestCheckHashRule(t *testing.T) {
+	for _, tc := range []struct {
+		curve packet.Curve
+		hash  crypto.Hash
+		ok    bool
+	}{
+		{packet.CurveNistP256, crypto.SHA256, true},
+		{packet.CurveNistP256, crypto.SHA512, true},
+		{packet.CurveNistP384, crypto.SHA256, false},
+		{packet.CurveNistP384, crypto.SHA512, true},
+		{packet.CurveNistP521, crypto.SHA256, false},
+		{packet.CurveNistP521, crypto.SHA512, true},
+	} {
+		e, err := openpgp.NewEntity("c", "", "c@test", &packet.Config{Algorithm: packet.PubKeyAlgoECDSA, Curve: tc.curve})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = CheckHash(e.PrimaryKey, tc.hash)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s with %v: %v", tc.curve, tc.hash, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), `set hash = "sha512"`) {
+			t.Errorf("%s with %v: %v, without the fix", tc.curve, tc.hash, err)
+		}
+		if !tc.ok {
+			continue
+		}
+		signer, err := keyfile.Signer(e.PrivateKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := &backend.Key{Cert: e, Public: e.PrimaryKey, Signer: signer}
+		in, _ := Read(strings.NewReader("artifact"), tc.hash, 0, nil)
+		sig, err := Sign(in, key, t0)
+		if err != nil {
+			t.Fatalf("%s with %v: %v", tc.curve, tc.hash, err)
+		}
+		if err := Verify(sig, in, e.PrimaryKey); err != nil {
+			t.Fatalf("%s with %v: go-crypto rejects it: %v", tc.curve, tc.hash, err)
+		}
 	}
 }

@@ -227,8 +227,9 @@ func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 		return nil, fmt.Errorf("gpg-agent: cannot sign a %d-byte digest as %v", len(digest), h)
 	}
 	// gpg-agent refuses (GPG_ERR_INV_LENGTH) an ECDSA digest shorter than
-	// the curve order; say so before asking.
-	if pub, ok := s.public.(*ecdsa.PublicKey); ok && len(digest)*8 < pub.Curve.Params().BitSize {
+	// the curve order, or than 512 bits for P-521 (agent/pksign.c); say so
+	// before asking.
+	if pub, ok := s.public.(*ecdsa.PublicKey); ok && len(digest)*8 < min(pub.Curve.Params().BitSize, 512) {
 		return nil, &HashTooShortError{Hash: h, Bits: pub.Curve.Params().BitSize}
 	}
 	// A card key: the card must still be there, and its PIN is sent only

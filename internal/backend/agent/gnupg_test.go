@@ -157,7 +157,7 @@ func TestGnuPGChoice(t *testing.T) {
 			if got := backend.Fingerprint(key.Public); got != gpgKey {
 				t.Fatalf("signs with %s; gpg signs with %s", got, gpgKey)
 			}
-			signAndVerify(t, key, crypto.SHA256, artifact)
+			signAndVerify(t, key, crypto.SHA512, artifact)
 		})
 	}
 }

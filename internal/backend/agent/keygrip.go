@@ -57,6 +57,8 @@ func KeygripOf(pk *packet.PublicKey) (Keygrip, error) {
 			params = elliptic.P256().Params()
 		case packet.CurveNistP384:
 			params = elliptic.P384().Params()
+		case packet.CurveNistP521:
+			params = elliptic.P521().Params()
 		default:
 			return Keygrip{}, fmt.Errorf("no keygrip for ECDSA curve %s", c)
 		}

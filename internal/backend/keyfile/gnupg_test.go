@@ -18,10 +18,13 @@ import (
 
 // TestGnuPGChoice opens each GnuPG-made key file and checks that it signs
 // with the key gpg --detach-sign signs with (offline primary, stub
-// subkeys, renewed bindings), and that gpgv accepts the signature against
-// gpg --export of the certificate.
+// subkeys, renewed bindings, P-521), and that gpgv, sqv and sq accept the
+// signature (SHA-512, which P-521 needs) against gpg --export of the
+// certificate.
 func TestGnuPGChoice(t *testing.T) {
 	gpgv := testenv.NeedTool(t, "gpgv", "gpgv")
+	sqv := testenv.NeedTool(t, "sqv", "sqv")
+	sq := testenv.NeedTool(t, "sq", "sq")
 	for _, c := range gnupgtest.Cases(t) {
 		t.Run(c.Name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -44,7 +47,7 @@ func TestGnuPGChoice(t *testing.T) {
 				t.Fatalf("signs with %s; gpg signs with %s", got, c.Signer)
 			}
 			data := []byte("artifact\n")
-			in, err := signer.Read(bytes.NewReader(data), crypto.SHA256, 0, nil)
+			in, err := signer.Read(bytes.NewReader(data), crypto.SHA512, 0, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,10 +64,15 @@ func TestGnuPGChoice(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			out, err := exec.Command(gpgv, "--homedir", dir, "--keyring", filepath.Join(dir, "ring.gpg"),
-				filepath.Join(dir, "data.sig"), filepath.Join(dir, "data")).CombinedOutput()
-			if err != nil {
-				t.Fatalf("gpgv: %v\n%s", err, out)
+			ring, sigf, dataf := filepath.Join(dir, "ring.gpg"), filepath.Join(dir, "data.sig"), filepath.Join(dir, "data")
+			for _, cmd := range []*exec.Cmd{
+				exec.Command(gpgv, "--homedir", dir, "--keyring", ring, sigf, dataf),
+				exec.Command(sqv, "--keyring", ring, sigf, dataf),
+				exec.Command(sq, "verify", "--signer-cert", ring, "--detached", sigf, dataf),
+			} {
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("%s: %v\n%s", filepath.Base(cmd.Path), err, out)
+				}
 			}
 		})
 	}
