@@ -3,8 +3,9 @@
 //
 // The certificate comes from a file; its signing keys are mapped to keygrips
 // and the one GnuPG would sign with signs: the newest signing subkey the
-// agent holds, else the primary (backend.SigningKeys has the rule). The connection is made in Open, so Sign needs no new file or socket
-// once the sandbox is locked down.
+// agent holds, else the primary (backend.SigningKeys has the rule). The
+// connection is made in Open, so Sign needs no new file or socket once the
+// sandbox is locked down.
 //
 // A socket path may also be GnuPG's socket redirection file
 // ("%Assuan%\nsocket=PATH"); it is followed once, and only to an absolute

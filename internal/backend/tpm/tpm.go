@@ -91,6 +91,11 @@ func Open(certPath string, cfg config.TPM, now time.Time) (*backend.Key, error) 
 		s.Close()
 		return nil, err
 	}
+	// SigningKeys leaves the algorithm to the chosen key: the TPM's.
+	if err := backend.CheckAlgorithm(s.cert); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if s.needsGuard() {
 		// Refuse early, before the artifact is read; Sign checks again.
 		st, err := readDA(c)
