@@ -105,6 +105,7 @@ func (e *Emulator) serve() {
 	defer close(e.done)
 	defer e.conn.Close()
 	for {
+		quickACK(e.conn)
 		msg, err := readMsg(e.conn)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
