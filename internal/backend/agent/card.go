@@ -85,7 +85,28 @@ const (
 	codeCardNotPresent = 112
 	codeENODEV         = 32768 | 80
 	codePINBlocked     = 130
+	codeNoSCDaemon     = 119
+	codeForbidden      = 251
 )
+
+// scdError words an agent's refusal of a card command: a socket that may
+// not reach scdaemon, no scdaemon, or else no usable card.
+func (s *Signer) scdError(err error, during bool) error {
+	var ae *AgentError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	switch ae.Code & 0xffff {
+	case codeForbidden:
+		return fmt.Errorf("%v: a restricted agent socket (such as S.gpg-agent.extra) cannot read the card's PIN retry counter: set [profile.gpg_agent] socket to the agent's standard socket", err)
+	case codeNoSCDaemon:
+		return fmt.Errorf("%v: gpg-agent cannot start scdaemon: install scdaemon (and pcscd) on the agent's host", err)
+	}
+	// scdaemon fails SERIALNO and reads only when it has no usable
+	// card: none, one just removed ("General error" at first, then "Card
+	// removed"), or one that does not answer.
+	return &CardMissingError{Want: s.card.serial, During: during, Err: err}
+}
 
 // card is the smartcard behind the agent that holds the signing key: the
 // agent's key is only a shadow of it (KEYINFO type T).
@@ -154,6 +175,16 @@ func printableToken(s string) bool {
 // before the upload is read.
 func (s *Signer) attachCard(pinFile string) error {
 	typ, serial, idstr, err := s.keyInfo()
+	var ae *AgentError
+	if errors.As(err, &ae) && ae.Code&0xffff == codeForbidden {
+		// A restricted socket (S.gpg-agent.extra) answers no KEYINFO.
+		// It still signs with the agent's own keys, as before; a card's
+		// PIN cannot be guarded through it.
+		if pinFile != "" {
+			return s.scdError(err, false)
+		}
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -183,14 +214,7 @@ func (s *Signer) guardCard(during bool) (int, error) {
 	c := s.card
 	serial, err := s.scdStatus("SCD SERIALNO openpgp", "SERIALNO")
 	if err != nil {
-		// scdaemon answers SERIALNO with an error only when it has no
-		// usable card: none, or one just removed ("General error" at
-		// first, then "Card removed"), or one it cannot read.
-		var ae *AgentError
-		if errors.As(err, &ae) {
-			return 0, &CardMissingError{Want: c.serial, During: during, Err: err}
-		}
-		return 0, err
+		return 0, s.scdError(err, during)
 	}
 	got, _, _ := strings.Cut(serial, " ")
 	if !strings.EqualFold(got, c.serial) {
@@ -198,13 +222,9 @@ func (s *Signer) guardCard(during bool) (int, error) {
 	}
 	n, err := s.retries()
 	if err != nil {
-		// The card answered SERIALNO from scdaemon's memory but not
-		// this read: it went away.
-		var ae *AgentError
-		if errors.As(err, &ae) {
-			return 0, &CardMissingError{Want: c.serial, During: during, Err: err}
-		}
-		return 0, err
+		// scdaemon may answer SERIALNO from memory for a card that has
+		// gone: then this read fails.
+		return 0, s.scdError(err, during)
 	}
 	if n <= GuardRetries {
 		return n, &CardRetriesError{Serial: c.serial, Retries: n}

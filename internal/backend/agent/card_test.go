@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
 	"github.com/signstar/signstar/internal/backend"
 	"github.com/signstar/signstar/internal/openpgpemu"
 	"github.com/signstar/signstar/internal/pacmantest"
@@ -165,6 +167,22 @@ func TestCardPINGuard(t *testing.T) {
 		r.card.SetPINRetries(3)
 	})
 
+	t.Run("extra-socket", func(t *testing.T) {
+		extra, err := r.g.Run(nil, "gpgconf", "--homedir", r.g.Home, "--list-dirs", "agent-extra-socket")
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := OpenWithPIN(r.cert, strings.TrimSpace(extra), "", r.pin, time.Now())
+		if err == nil {
+			k.Close()
+			t.Fatal("opened a card key through the restricted socket")
+		}
+		t.Logf("extra socket: %v", err)
+		if !strings.Contains(err.Error(), "standard socket") {
+			t.Fatalf("restricted socket: %v, want advice to use the standard socket", err)
+		}
+	})
+
 	t.Run("no-pin-file", func(t *testing.T) {
 		if _, err := r.open(""); !errors.Is(err, ErrNeedPIN) {
 			t.Fatalf("card key without pin_file: %v, want ErrNeedPIN", err)
@@ -288,4 +306,18 @@ func TestCardKeyToCard(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExtraSocketSoftKey: the restricted socket answers no KEYINFO; a key
+// the agent holds still signs through it, as before cards were looked for.
+func TestExtraSocketSoftKey(t *testing.T) {
+	g := startAgent(t)
+	e := newKey(t, "extra", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, Curve: packet.Curve25519})
+	g.importSecret(e)
+	extra := strings.TrimSpace(g.run(nil, "gpgconf", "--homedir", g.home, "--list-dirs", "agent-extra-socket"))
+	k := open(t, writeCert(t, e), extra, "")
+	if k.Signer.(*Signer).card != nil {
+		t.Fatal("a soft key taken for a card key")
+	}
+	signAndVerify(t, k, crypto.SHA256, artifact)
 }
