@@ -3,7 +3,7 @@
 
 GO          ?= go
 BIN         := bin/signstar
-VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.Version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -18,8 +18,22 @@ PEER_DEBS   := gnupg gpg-agent gpgconf scdaemon gpgv sqv sq pacman-package-manag
 BENCH_DEBS  := time
 # The shell completions' and the man pages' tests (in make test).
 DOC_DEBS    := mandoc bash bash-completion zsh fish
+# make deb and make test-packaging: Debian's packaging tools, and makepkg's
+# fakeroot for the Arch package.
+PACKAGING_DEBS := dpkg-dev debhelper lintian fakeroot makepkg pacman-package-manager libarchive-tools zstd
 
-.PHONY: all build deps bench-deps test lint unit demo bench fuzz clean
+# make install: PREFIX=/usr for a system package; DESTDIR stages it.
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+DOCDIR      ?= $(PREFIX)/share/doc/signstar
+SYSCONFDIR  ?= /etc
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+
+.PHONY: all build deps bench-deps test lint unit demo bench fuzz clean install deb dist arch test-packaging packaging-deps
 
 all: build
 
@@ -34,6 +48,9 @@ FORCE:
 deps:
 	@scripts/debs.sh $(BUILD_DEBS) $(PEER_DEBS) $(DOC_DEBS)
 
+packaging-deps:
+	@scripts/debs.sh $(BUILD_DEBS) $(PEER_DEBS) $(DOC_DEBS) $(PACKAGING_DEBS)
+
 bench-deps:
 	@scripts/debs.sh $(BUILD_DEBS) $(PEER_DEBS) $(BENCH_DEBS)
 
@@ -45,6 +62,7 @@ test: deps lint unit
 lint:
 	@bad=$$(gofmt -l cmd internal test 2>/dev/null); if [ -n "$$bad" ]; then echo "gofmt: not formatted: $$bad"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags packaging ./test/packaging
 	$(GO) -C third_party/piv-go vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
@@ -66,5 +84,52 @@ bench: bench-deps build
 fuzz:
 	@scripts/fuzz.sh 30s
 
+# install: the binary, the man pages, the completions, the example
+# configuration (only where none exists yet: an operator's is never
+# overwritten) and, as documentation only, the example configuration and the
+# sshd drop-in. Nothing is enabled: the drop-in goes to DOCDIR/examples, not
+# to /etc/ssh, and no user is created (README, Setting up a signing host).
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) \
+		$(DESTDIR)$(DOCDIR)/examples/sshd_config.d $(DESTDIR)$(SYSCONFDIR)/signstar
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/signstar
+	install -m 0644 docs/man/signstar.1 $(DESTDIR)$(MANDIR)/man1/signstar.1
+	install -m 0644 docs/man/signstar.toml.5 $(DESTDIR)$(MANDIR)/man5/signstar.toml.5
+	install -m 0644 completions/signstar.bash $(DESTDIR)$(BASHCOMPDIR)/signstar
+	install -m 0644 completions/_signstar $(DESTDIR)$(ZSHCOMPDIR)/_signstar
+	install -m 0644 completions/signstar.fish $(DESTDIR)$(FISHCOMPDIR)/signstar.fish
+	install -m 0644 configs/config.toml $(DESTDIR)$(DOCDIR)/examples/config.toml
+	install -m 0644 configs/sshd_config.d/signstar.conf $(DESTDIR)$(DOCDIR)/examples/sshd_config.d/signstar.conf
+	install -m 0644 README.md docs/CONTRACT.md $(DESTDIR)$(DOCDIR)/
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/signstar/config.toml ]; then \
+		echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/signstar/config.toml"; \
+	else \
+		install -m 0644 configs/config.toml $(DESTDIR)$(SYSCONFDIR)/signstar/config.toml; \
+	fi
+
+# deb: the Debian package, built by dpkg-buildpackage from debian/ in a copy
+# of the tree (dpkg-buildpackage writes to the parent directory), checked
+# by lintian, into dist/.
+deb:
+	@scripts/debs.sh $(PACKAGING_DEBS)
+	@scripts/deb.sh
+
+# dist: dist/signstar-VERSION.tar.gz, the source with its Go modules
+# vendored (the Arch package's source); arch: packaging/arch/PKGBUILD built
+# from it by makepkg as the unprivileged user nobody, into dist/.
+dist:
+	@scripts/dist.sh
+
+arch:
+	@scripts/debs.sh $(PACKAGING_DEBS)
+	@scripts/arch.sh
+
+# test-packaging: the slow packaging tests (make deb, dpkg -i, the README's
+# setup as a script, a signature through sshd, doctor, dpkg --purge; the
+# PKGBUILD built by makepkg and installed by pacman into a throwaway root).
+test-packaging: packaging-deps
+	$(GO) test -tags packaging -count=1 -timeout 30m -v ./test/packaging
+
 clean:
-	rm -rf bin
+	rm -rf bin out dist

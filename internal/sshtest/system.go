@@ -172,3 +172,14 @@ func loginShell(name string) (string, error) {
 
 // fsAppendFL is FS_APPEND_FL of linux/fs.h, which x/sys/unix lacks.
 const fsAppendFL = 0x00000020
+
+// LockUser takes the lock that serialises the servers for user (and
+// anything else that changes the account or logs in as it, such as the
+// packaging test's own sshd), until unlock is called.
+func LockUser(name string) (unlock func(), err error) {
+	f, err := lockUser(name)
+	if err != nil {
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
