@@ -60,20 +60,45 @@ func openConfig(path string, trust bool) (*os.File, error) {
 	if !trust {
 		return f, nil
 	}
-	st := fi.Sys().(*syscall.Stat_t)
-	if st.Uid != trustedUID {
+	if err := checkConfigFile(path, fi); err != nil {
 		f.Close()
-		return nil, &Error{File: path, Msg: fmt.Sprintf("the configuration is owned by %s, not root, so the signing user could rewrite its policy: run chown root %s (README: root:signer 0640)", owner(st.Uid), path)}
-	}
-	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		f.Close()
-		return nil, &Error{File: path, Msg: fmt.Sprintf("the configuration has mode %04o, writable by group or others: run chmod go-w %s (README: root:signer 0640)", perm, path)}
+		return nil, &Error{File: path, Msg: err.Error()}
 	}
 	if err := checkDirs(path, "the configuration", map[string]bool{}); err != nil {
 		f.Close()
 		return nil, &Error{File: path, Msg: err.Error()}
 	}
 	return f, nil
+}
+
+// checkConfigFile is the configuration's own owner and mode rule.
+func checkConfigFile(path string, fi os.FileInfo) error {
+	st := fi.Sys().(*syscall.Stat_t)
+	if st.Uid != trustedUID {
+		return fmt.Errorf("the configuration is owned by %s, not root, so the signing user could rewrite its policy: run chown root %s (README: root:signer 0640)", owner(st.Uid), path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("the configuration has mode %04o, writable by group or others: run chmod go-w %s (README: root:signer 0640)", perm, path)
+	}
+	return nil
+}
+
+// CheckConfigFile applies Load's owner and mode rule for the configuration
+// file at path, for signstar doctor; the error says what to run.
+func CheckConfigFile(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	return checkConfigFile(path, fi)
+}
+
+// CheckDirs applies Load's rule for the directories above path (as written
+// and with symbolic links resolved) and returns the first problem, for
+// signstar doctor; what names path in the message. seen, shared between
+// calls, skips directories already found good.
+func CheckDirs(path, what string, seen map[string]bool) error {
+	return checkDirs(path, what, seen)
 }
 
 // checkPaths checks the directories above the audit log and the key,
@@ -149,20 +174,33 @@ func checkChain(path, what string, seen map[string]bool) error {
 	}
 }
 
+// DirError is a directory above a trusted file that fails the rule; Dir
+// lets signstar doctor name each directory once.
+type DirError struct {
+	Dir string
+	Msg string
+}
+
+func (e *DirError) Error() string { return e.Msg }
+
+func dirError(dir, format string, args ...any) error {
+	return &DirError{Dir: dir, Msg: fmt.Sprintf(format, args...)}
+}
+
 func checkDir(dir, child string, childRoot bool, what string) error {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // nothing there to trust; opening the file below fails clearly
 	}
 	if err != nil {
-		return fmt.Errorf("cannot check directory %s above %s: %s", dir, what, errText(err))
+		return dirError(dir, "cannot check directory %s above %s: %s", dir, what, errText(err))
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("%s above %s is not a directory", dir, what)
+		return dirError(dir, "%s above %s is not a directory", dir, what)
 	}
 	st := fi.Sys().(*syscall.Stat_t)
 	if st.Uid != trustedUID {
-		return fmt.Errorf("directory %s above %s is owned by %s, not root, so the signing user could replace what is in it: run chown root %s (README: root:root 0755)", dir, what, owner(st.Uid), dir)
+		return dirError(dir, "directory %s above %s is owned by %s, not root, so the signing user could replace what is in it: run chown root %s (README: root:root 0755)", dir, what, owner(st.Uid), dir)
 	}
 	perm := fi.Mode().Perm()
 	if perm&0o022 == 0 {
@@ -172,9 +210,9 @@ func checkDir(dir, child string, childRoot bool, what string) error {
 		return nil // only root may rename or delete root's entry in it
 	}
 	if fi.Mode()&os.ModeSticky != 0 {
-		return fmt.Errorf("directory %s above %s has mode %s: sticky, but %s is not root's, so its owner may replace it: move it to a root-owned directory of mode 0755, or chown root %s", dir, what, modeText(fi.Mode()), child, child)
+		return dirError(dir, "directory %s above %s has mode %s: sticky, but %s is not root's, so its owner may replace it: move it to a root-owned directory of mode 0755, or chown root %s", dir, what, modeText(fi.Mode()), child, child)
 	}
-	return fmt.Errorf("directory %s above %s has mode %s, writable by group or others, so the signing user could replace what is in it: run chmod go-w %s (README: root:root 0755)", dir, what, modeText(fi.Mode()), dir)
+	return dirError(dir, "directory %s above %s has mode %s, writable by group or others, so the signing user could replace what is in it: run chmod go-w %s (README: root:root 0755)", dir, what, modeText(fi.Mode()), dir)
 }
 
 // modeText is the mode in octal with the sticky, setgid and setuid bits.

@@ -6,6 +6,7 @@
 package doctor
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/signstar/signstar/internal/backend"
 	"github.com/signstar/signstar/internal/config"
 )
 
@@ -26,6 +28,9 @@ type Finding struct {
 }
 
 func (f Finding) String() string {
+	if f.Fix == "" { // the problem says what to run
+		return f.Subject + ": " + f.Problem
+	}
 	return f.Subject + ": " + f.Problem + ": " + f.Fix
 }
 
@@ -125,10 +130,13 @@ func Run(o Options) *Report {
 	}
 	r.checked("users")
 
-	checkConfig(r, cfg, all)
-	bad := checkProfiles(r, cfg, accounts)
-	checkLog(r, cfg, all, o.VerifyLog)
-	checkSSHD(r, o, all)
+	// The directory checks are Load's own (config.CheckDirs), one rule for
+	// signing and for doctor; seen names each directory once.
+	seen := map[string]bool{}
+	checkConfig(r, cfg, all, seen)
+	bad := checkProfiles(r, cfg, accounts, seen)
+	checkLog(r, cfg, all, o.VerifyLog, seen)
+	checkSSHD(r, o, all, seen)
 	if o.OpenBackend != nil {
 		for i := range cfg.Profiles {
 			p := &cfg.Profiles[i]
@@ -167,9 +175,30 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
 }
 
+// dirs reports the first problem above path, by Load's rule, once per
+// directory.
+func dirs(r *Report, path, what string, seen map[string]bool) {
+	err := config.CheckDirs(path, what, seen)
+	if err == nil {
+		return
+	}
+	subject := path
+	var de *config.DirError
+	if errors.As(err, &de) {
+		subject = de.Dir
+		for _, f := range r.Findings {
+			if f.Subject == subject {
+				return
+			}
+		}
+	}
+	r.add(subject, oneLine(err.Error()), "")
+}
+
 // checkConfig: root owns the configuration and its directories, no signing
-// user can change it, and every signing user can read it.
-func checkConfig(r *Report, cfg *config.Config, users []*account) {
+// user can change it (Load's rule, config.CheckConfigFile), and every
+// signing user can read it.
+func checkConfig(r *Report, cfg *config.Config, users []*account, seen map[string]bool) {
 	path := cfg.Path
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
@@ -180,16 +209,15 @@ func checkConfig(r *Report, cfg *config.Config, users []*account) {
 	}
 	fix := fmt.Sprintf("chown root:%s %s && chmod 0640 %s", group, path, path)
 	if st := statFile(r, path, "the configuration"); st != nil {
-		rootOwned(r, path, st, fix)
-		if st.mode&0o022 != 0 {
-			r.add(path, fmt.Sprintf("mode %04o: writable by group or others, who could change the signing policy", st.mode), fix)
+		if err := config.CheckConfigFile(path); err != nil {
+			r.add(path, oneLine(err.Error()), "")
 		}
 		for _, u := range users {
 			if !canRead(st, u) {
 				r.add(path, "user "+u.name+" cannot read it, so every request fails", fix)
 			}
 		}
-		ancestors(r, filepath.Dir(path))
+		dirs(r, path, "the configuration", seen)
 	}
 	r.checked("configuration")
 }
@@ -198,7 +226,7 @@ func checkConfig(r *Report, cfg *config.Config, users []*account) {
 // user of the profile and are open to nobody else; certificates are not
 // writable by others; their directories are root's. It returns the
 // profiles with findings.
-func checkProfiles(r *Report, cfg *config.Config, accounts map[string]*account) map[string]bool {
+func checkProfiles(r *Report, cfg *config.Config, accounts map[string]*account, seen map[string]bool) map[string]bool {
 	bad := map[string]bool{}
 	for _, p := range cfg.Profiles {
 		before := len(r.Findings)
@@ -221,15 +249,16 @@ func checkProfiles(r *Report, cfg *config.Config, accounts map[string]*account) 
 			if st == nil {
 				return
 			}
-			if st.mode&0o077 != 0 {
-				r.add(path, fmt.Sprintf("mode %04o: %s open to group or others (signstar refuses it)", st.mode, what), fix)
+			// The backends' own rule for secret files.
+			if err := backend.CheckPrivate(path); err != nil {
+				r.add(path, what+": "+oneLine(err.Error()), "")
 			}
 			for _, u := range users {
 				if u.uid != 0 && st.uid != u.uid {
 					r.add(path, fmt.Sprintf("owned by %s, not by %s, who must read it alone", userName(st.uid), u.name), fix)
 				}
 			}
-			ancestors(r, filepath.Dir(path))
+			dirs(r, path, path, seen)
 		}
 		public := func(path, what string) {
 			st := statFile(r, path, what+" of profile "+p.Name)
@@ -239,7 +268,7 @@ func checkProfiles(r *Report, cfg *config.Config, accounts map[string]*account) 
 			if st.mode&0o022 != 0 {
 				r.add(path, fmt.Sprintf("mode %04o: %s writable by group or others", st.mode, what), "chown root:root "+path+" && chmod 0644 "+path)
 			}
-			ancestors(r, filepath.Dir(path))
+			dirs(r, path, path, seen)
 		}
 		if p.Backend == config.BackendKeyfile {
 			secret(p.Key, "secret key")
@@ -264,16 +293,9 @@ func checkProfiles(r *Report, cfg *config.Config, accounts map[string]*account) 
 
 // checkLog: root owns the log directory, the log is root's with the signing
 // users' group, append-only, writable by them and verifies.
-func checkLog(r *Report, cfg *config.Config, users []*account, verify func(string) (int, error)) {
+func checkLog(r *Report, cfg *config.Config, users []*account, verify func(string) (int, error), seen map[string]bool) {
 	path := cfg.Audit.Path
-	dir := filepath.Dir(path)
-	if st := statFile(r, dir, "the audit log's directory"); st != nil {
-		rootOwned(r, dir, st, "chown root:root "+dir+" && chmod 0755 "+dir)
-		if st.mode&0o022 != 0 {
-			r.add(dir, fmt.Sprintf("mode %04o: writable by group or others, who could replace the log", st.mode), "chown root:root "+dir+" && chmod 0755 "+dir)
-		}
-		ancestors(r, filepath.Dir(dir))
-	}
+	dirs(r, path, "the audit log", seen)
 	group := "signer"
 	if len(users) > 0 {
 		group = groupName(users[0].gid)
@@ -336,31 +358,6 @@ func errText(err error) string {
 func rootOwned(r *Report, path string, st *fileInfo, fix string) {
 	if st.uid != 0 {
 		r.add(path, "owned by "+userName(st.uid)+", not root: its owner could change its mode or contents", fix)
-	}
-}
-
-// ancestors checks dir and every directory above it: root-owned and not
-// writable by group or others (sticky directories such as /tmp excepted,
-// since nobody can then replace root's entries in them). A directory
-// writable by a signer lets it replace what lies below.
-func ancestors(r *Report, dir string) {
-	for d := dir; ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			r.add(d, errText(err), "create it, root:root 0755")
-			return
-		}
-		st := info(fi)
-		sticky := fi.Mode()&os.ModeSticky != 0
-		switch {
-		case st.uid != 0:
-			r.add(d, "directory owned by "+userName(st.uid)+", not root: its owner can replace the files below it", "chown root:root "+d+" && chmod 0755 "+d)
-		case st.mode&0o022 != 0 && !sticky:
-			r.add(d, fmt.Sprintf("directory mode %04o: group or others can replace the files below it", st.mode.Perm()), "chmod go-w "+d)
-		}
-		if d == "/" || d == "." {
-			return
-		}
 	}
 }
 

@@ -61,7 +61,7 @@ func SSHDSettings(sshd, config, user string) (map[string]string, error) {
 	return m, sc.Err()
 }
 
-func checkSSHD(r *Report, o Options, users []*account) {
+func checkSSHD(r *Report, o Options, users []*account, seen map[string]bool) {
 	sshd := o.SSHD
 	if sshd == "" {
 		sshd = "/usr/sbin/sshd"
@@ -105,7 +105,7 @@ func checkSSHD(r *Report, o Options, users []*account) {
 				r.add(subject, "ForceCommand runs "+prog+", not signstar", "set ForceCommand /usr/bin/signstar in "+DropIn)
 				break
 			}
-			checkProgram(r, prog)
+			checkProgram(r, prog, seen)
 			checkForcedConfig(r, subject, words[1:], o.Config.Path)
 			switch {
 			case shellIsSignstar:
@@ -132,7 +132,7 @@ func orNone(s string) string {
 
 // checkProgram: the program sshd runs belongs to root and only root can
 // change it or the directories above it.
-func checkProgram(r *Report, prog string) {
+func checkProgram(r *Report, prog string, seen map[string]bool) {
 	fi, err := os.Stat(prog)
 	if err != nil {
 		r.add(prog, "the ForceCommand program: "+errText(err), "install signstar there")
@@ -143,7 +143,7 @@ func checkProgram(r *Report, prog string) {
 	if st.mode&0o022 != 0 {
 		r.add(prog, fmt.Sprintf("mode %04o: writable by group or others", st.mode), "chown root:root "+prog+" && chmod 0755 "+prog)
 	}
-	ancestors(r, filepath.Dir(prog))
+	dirs(r, prog, "the ForceCommand program", seen)
 }
 
 // checkForcedConfig: the ForceCommand reads the configuration doctor

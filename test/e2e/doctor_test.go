@@ -124,19 +124,19 @@ func TestDoctor(t *testing.T) {
 		{"config writable by the signer's group", func(t *testing.T) func() {
 			os.Chmod(e.config, 0o660)
 			return func() { os.Chmod(e.config, 0o640) }
-		}, "config.toml: mode 0660: writable by group or others"},
+		}, "the configuration has mode 0660, writable by group or others"},
 		{"config owned by the signer", func(t *testing.T) func() {
 			mustRun(t, "chown", e.User, e.config)
 			return func() { mustRun(t, "chown", "root", e.config) }
-		}, "config.toml: owned by " + e.User + ", not root"},
+		}, "the configuration is owned by " + e.User + " (uid"},
 		{"config directory writable by others", func(t *testing.T) func() {
 			os.Chmod(etc, 0o777)
 			return func() { os.Chmod(etc, 0o755) }
-		}, etc + ": directory mode 0777"},
+		}, etc + ": directory " + etc + " above the configuration has mode 0777"},
 		{"key mode 0644", func(t *testing.T) func() {
 			os.Chmod(key, 0o644)
 			return func() { os.Chmod(key, 0o400) }
-		}, "repo.key.asc: mode 0644: secret key open to group or others"},
+		}, "repo.key.asc has mode 0644, open to group or others"},
 		{"key owned by root", func(t *testing.T) func() {
 			mustRun(t, "chown", "root", key)
 			return func() { mustRun(t, "chown", e.User, key) }
@@ -159,7 +159,7 @@ func TestDoctor(t *testing.T) {
 		{"log directory owned by the signer", func(t *testing.T) func() {
 			mustRun(t, "chown", e.User, logDir)
 			return func() { mustRun(t, "chown", "root", logDir) }
-		}, logDir + ": owned by " + e.User + ", not root"},
+		}, logDir + ": directory " + logDir + " above the audit log is owned by " + e.User},
 		{"log that does not verify", func(t *testing.T) func() {
 			fi, _ := os.Stat(e.log)
 			f, err := os.OpenFile(e.log, os.O_WRONLY|os.O_APPEND, 0)
