@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/signstar/signstar/internal/backend/piv"
+	"github.com/signstar/signstar/internal/backend/tpm"
 	"github.com/signstar/signstar/internal/pivemu"
+	"github.com/signstar/signstar/internal/swtpmtest"
 	"github.com/signstar/signstar/internal/testenv"
 )
 
@@ -272,5 +274,56 @@ func TestDoctorCard(t *testing.T) {
 	card.SetPINRetries(3)
 	if code, findings, out := e.doctor(t); code != 0 || len(findings) > 0 {
 		t.Errorf("doctor with the card back at 3 attempts: exit %d, %q: %s", code, findings, out)
+	}
+}
+
+// TestDoctorTPM adds a tpm profile whose key lives in swtpm, and checks that
+// doctor passes it, names a key blob open to others, and a blob the TPM
+// cannot load.
+func TestDoctorTPM(t *testing.T) {
+	e := newEnclave(t, enclaveOptions{})
+	sim := swtpmtest.Start(t)
+	etc := filepath.Dir(e.config)
+	blob := filepath.Join(etc, "repo.tpmkey")
+	res, err := tpm.Setup(tpm.SetupOptions{Device: sim.Socket, UID: "TPM <tpm@example.org>", KeyBlob: blob, Now: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blob, res.Blob, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "chown", e.User+":", blob)
+	cert := filepath.Join(etc, "tpm.pub.asc")
+	if err := os.WriteFile(cert, res.Cert, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(e.config, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\n[[profile]]\nname = \"tpm\"\nbackend = \"tpm\"\nkey = %q\nusers = [%q]\n[profile.tpm]\ndevice = %q\nkey_blob = %q\n",
+		cert, e.User, sim.Socket, blob)
+	f.Close()
+
+	if code, findings, out := e.doctor(t); code != 0 || len(findings) > 0 {
+		t.Fatalf("doctor with the TPM profile: exit %d, %q: %s", code, findings, out)
+	}
+	os.Chmod(blob, 0o644)
+	code, findings, out := e.doctor(t)
+	if code != 1 || len(findings) != 1 || !strings.Contains(findings[0], "repo.tpmkey has mode 0644") {
+		t.Errorf("doctor with the key blob at 0644: exit %d, findings %q: %s", code, findings, out)
+	}
+	os.Chmod(blob, 0o400)
+	good, _ := os.ReadFile(blob)
+	bad := append([]byte(nil), good...)
+	bad[len(bad)/2] ^= 0xff
+	os.WriteFile(blob, bad, 0o400)
+	code, findings, out = e.doctor(t)
+	if code != 1 || len(findings) != 1 || !strings.Contains(findings[0], "profile tpm: the tpm backend does not open") {
+		t.Errorf("doctor with an edited key blob: exit %d, findings %q: %s", code, findings, out)
+	}
+	os.WriteFile(blob, good, 0o400)
+	if code, findings, out := e.doctor(t); code != 0 || len(findings) > 0 {
+		t.Errorf("doctor with the blob restored: exit %d, %q: %s", code, findings, out)
 	}
 }
