@@ -327,3 +327,49 @@ func TestDoctorTPM(t *testing.T) {
 		t.Errorf("doctor with the blob restored: exit %d, %q: %s", code, findings, out)
 	}
 }
+
+// TestDoctorAgent adds a gpg-agent profile and checks that doctor passes it
+// while the agent holds the key, and names it when the agent is gone.
+func TestDoctorAgent(t *testing.T) {
+	testenv.NeedTool(t, "gpg", "gnupg")
+	gpgconf := testenv.NeedTool(t, "gpgconf", "gpgconf")
+	testenv.NeedTool(t, "gpg-agent", "gpg-agent")
+	e := newEnclave(t, enclaveOptions{})
+	// Not t.TempDir: the agent's socket path must stay under 108 bytes.
+	home, err := os.MkdirTemp("", "dr-gnupg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	os.WriteFile(filepath.Join(home, "gpg-agent.conf"), []byte("allow-loopback-pinentry\n"), 0o600)
+	kill := func() { exec.Command(gpgconf, "--homedir", home, "--kill", "all").Run() }
+	t.Cleanup(kill)
+	mustRun(t, gpgconf, "--homedir", home, "--launch", "gpg-agent")
+	mustRun(t, "gpg", "--homedir", home, "--batch", "--import", repoFile(t, "testdata/keys/rsa3072.key"))
+	out, err := exec.Command(gpgconf, "--homedir", home, "--list-dirs", "agent-socket").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	socket := strings.TrimSpace(string(out))
+	cert := filepath.Join(filepath.Dir(e.config), "agent.pub.asc")
+	pub, err := os.ReadFile(repoFile(t, "testdata/keys/rsa3072.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(cert, pub, 0o644)
+	f, err := os.OpenFile(e.config, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\n[[profile]]\nname = \"agent\"\nbackend = \"gpg-agent\"\nkey = %q\nusers = [%q]\n[profile.gpg_agent]\nsocket = %q\n", cert, e.User, socket)
+	f.Close()
+
+	if code, findings, out := e.doctor(t); code != 0 || len(findings) > 0 {
+		t.Fatalf("doctor with the agent holding the key: exit %d, %q: %s", code, findings, out)
+	}
+	kill()
+	code, findings, out2 := e.doctor(t)
+	if code != 1 || len(findings) != 1 || !strings.Contains(findings[0], "profile agent: the gpg-agent backend does not open") {
+		t.Errorf("doctor with the agent gone: exit %d, findings %q: %s", code, findings, out2)
+	}
+}
