@@ -331,4 +331,17 @@ func TestSandboxE2EWithoutLandlock(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "mode: best-effort") {
 		t.Errorf("sandbox check, best-effort: exit %d, stdout %q", code, stdout)
 	}
+
+	// doctor names the mode that cannot be met, and only that mode.
+	if os.Geteuid() == 0 {
+		ecfg, _, _ := sandboxSetup(t, t.TempDir(), "enforce")
+		_, stderr, code = run("--config", ecfg, "doctor")
+		if code != 1 || !strings.Contains(stderr, `[sandbox] mode "enforce" cannot be met on this kernel (landlock`) {
+			t.Errorf("doctor, enforce without landlock: exit %d, stderr %q", code, stderr)
+		}
+		bcfg, _, _ := sandboxSetup(t, t.TempDir(), "best-effort")
+		if _, stderr, _ = run("--config", bcfg, "doctor"); strings.Contains(stderr, "[sandbox] mode") {
+			t.Errorf("doctor, best-effort without landlock: %q", stderr)
+		}
+	}
 }
