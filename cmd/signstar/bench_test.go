@@ -94,7 +94,7 @@ func copyKey(b *testing.B, dir, name string) string {
 }
 
 func benchConfig(b *testing.B, dir, name, key, mode string) string {
-	u := currentUser()
+	u := testUser()
 	cfg := fmt.Sprintf("[audit]\npath = %q\n\n[sandbox]\nmode = %q\n\n[[profile]]\nname = \"bench\"\nbackend = \"keyfile\"\nkey = %q\nkinds = [\"any\"]\nusers = [%q]\n",
 		filepath.Join(dir, name+".audit.jsonl"), mode, key, u)
 	p := filepath.Join(dir, name+".toml")
@@ -135,7 +135,7 @@ func BenchmarkStartup(b *testing.B) {
 	})
 	b.Run("user", func(b *testing.B) {
 		for b.Loop() {
-			currentUser()
+			testUser()
 		}
 	})
 	for _, name := range []string{"ed25519", "rsa3072"} {

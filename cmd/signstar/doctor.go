@@ -1,13 +1,13 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/signstar/signstar/internal/config"
 	"github.com/signstar/signstar/internal/doctor"
+	"github.com/signstar/signstar/internal/request"
 	"github.com/signstar/signstar/internal/sandbox"
 )
 
@@ -35,11 +35,7 @@ func (r *run) doctor(args []string) int {
 		Config:     cfg,
 		SSHDConfig: f["--sshd-config"],
 		OpenBackend: func(p *config.Profile) error {
-			k, err := openBackend(p, now())
-			if err != nil {
-				return errors.New(backendMessage(p, err))
-			}
-			return k.Close()
+			return request.CheckBackend(p, now())
 		},
 		Sandbox: func(mode string) (bool, string) {
 			c := sandbox.CheckSimulating(simulatedParts())

@@ -17,7 +17,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,6 +26,7 @@ import (
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/command"
 	"github.com/signstar/signstar/internal/config"
+	"github.com/signstar/signstar/internal/request"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
@@ -34,9 +34,9 @@ var Version = "0.1.0-dev"
 
 // Exit codes of the contract.
 const (
-	exitOK      = 0
-	exitFailed  = 1
-	exitRefused = 2
+	exitOK      = request.ExitOK
+	exitFailed  = request.ExitFailed
+	exitRefused = request.ExitRefused
 )
 
 // now is the clock; tests in this package may replace it.
@@ -71,7 +71,6 @@ type run struct {
 
 	inv *invocation
 	log *audit.Log
-	rec *audit.Record
 }
 
 // invocation is how signstar was started.
@@ -242,36 +241,7 @@ func (r *run) main() int {
 	}
 	defer r.log.Close()
 
-	r.rec = &audit.Record{
-		User:    currentUser(),
-		Command: r.commandText(),
-		Sandbox: "none",
-	}
-	r.rec.Client, r.rec.SSHKey = sshIdentity(r.getenv)
-
-	if inv.refusal != "" {
-		return r.refuse(inv.refusal)
-	}
-	var req *command.Request
-	if inv.remote {
-		req, err = command.ParseRemote(inv.command)
-	} else {
-		req, err = command.ParseWords(inv.words, false)
-	}
-	if err != nil {
-		return r.refuse(err.Error())
-	}
-	if inv.remote && isTerminal(r.stdin) {
-		return r.refuse("stdin is a terminal: pipe the artifact in (ssh signer@host < FILE > FILE.sig)")
-	}
-
-	switch req.Name {
-	case command.Version:
-		return r.output([]byte("signstar " + Version + "\n"))
-	case command.Pubkey:
-		return r.pubkey(cfg, req)
-	}
-	return r.sign(cfg, req)
+	return r.serve(cfg)
 }
 
 // commandText is the command as received, for the audit record.
@@ -286,15 +256,6 @@ func (r *run) commandText() string {
 	return strings.Join(r.inv.words, " ")
 }
 
-// currentUser names the user from the real uid, never from $USER.
-func currentUser() string {
-	uid := strconv.Itoa(os.Getuid())
-	if u, err := user.LookupId(uid); err == nil {
-		return u.Username
-	}
-	return uid
-}
-
 // output writes the result to stdout in one piece and exits 0.
 func (r *run) output(b []byte) int {
 	if _, err := r.stdout.Write(b); err != nil {
@@ -307,31 +268,6 @@ func (r *run) output(b []byte) int {
 // fail prints one line and returns code; nothing is audited.
 func (r *run) fail(code int, msg string) int {
 	fmt.Fprintf(r.stderr, "signstar: %s\n", oneLine(msg))
-	return code
-}
-
-// refuse audits a refusal and exits 2.
-func (r *run) refuse(reason string) int { return r.finish(audit.Refused, exitRefused, reason) }
-
-// failed audits a failure and exits 1.
-func (r *run) failed(reason string) int { return r.finish(audit.Failed, exitFailed, reason) }
-
-func (r *run) finish(outcome string, code int, reason string) int {
-	return r.finishWith(r.log.Append, outcome, code, reason)
-}
-
-// finishWith records a refusal or failure through appendRec (the log, or a
-// transaction that already holds its lock), says why on stderr, and returns
-// code, or exitFailed when the record could not be written.
-func (r *run) finishWith(appendRec func(*audit.Record) error, outcome string, code int, reason string) int {
-	reason = oneLine(reason)
-	r.rec.Outcome, r.rec.Reason, r.rec.Signature = outcome, reason, ""
-	r.rec.Time = now().UTC().Format(audit.TimeFormat)
-	if err := appendRec(r.rec); err != nil {
-		fmt.Fprintf(r.stderr, "signstar: %s; and the audit record could not be written: %s\n", reason, oneLine(err.Error()))
-		return exitFailed
-	}
-	fmt.Fprintf(r.stderr, "signstar: %s\n", reason)
 	return code
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/sys/unix"
 
+	"github.com/signstar/signstar/internal/request"
 	"github.com/signstar/signstar/internal/testenv"
 )
 
@@ -480,3 +481,6 @@ func cmdSticky(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Check(unix.Chmod(ts.MkAbs(args[0]), 0o1777))
 }
+
+// testUser names the user the tests run as, for configs' users.
+func testUser() string { return request.CurrentCaller(func(string) string { return "" }).User }

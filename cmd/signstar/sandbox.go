@@ -1,12 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 
-	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/backend/tpm"
 	"github.com/signstar/signstar/internal/config"
 	"github.com/signstar/signstar/internal/sandbox"
@@ -39,33 +37,6 @@ func hardenProcess() {
 		fmt.Fprintf(os.Stderr, "signstar: %s\n", oneLine(err.Error()))
 		os.Exit(exitFailed)
 	}
-}
-
-// lockdown applies the sandbox after the config, audit log and backend are
-// open and before stdin is read. It returns the audit record's sandbox field
-// ("landlock=7,seccomp,nnp") and an error when cfg.Sandbox.Mode is enforce
-// and any part could not be applied.
-//
-// The audit log's descriptors are kept (the write one checked and kept
-// append-only), and so are the sockets signstar itself connected (gpg-agent,
-// pcscd): the backends do not hand out theirs, and the descriptors a backend
-// lists (the TPM device). Every other descriptor is closed.
-func lockdown(cfg *config.Config, log *audit.Log, backendFDs []int) (string, error) {
-	r, err := sandbox.Lockdown(sandbox.Options{
-		Mode:           cfg.Sandbox.Mode,
-		KeepFDs:        append(log.FDs(), backendFDs...),
-		AppendFDs:      log.AppendFDs(),
-		KeepOwnSockets: true,
-		Simulate:       simulatedParts(),
-	})
-	if err != nil {
-		var se *sandbox.Error
-		if errors.As(err, &se) && se.Mode == config.SandboxEnforce {
-			return r.String(), fmt.Errorf("%v: not signing; run 'signstar sandbox check', or set [sandbox] mode = \"best-effort\" in %s to sign without it", err, cfg.Path)
-		}
-		return r.String(), err
-	}
-	return r.String(), nil
 }
 
 // sandboxCmd is `signstar sandbox check`: what this kernel offers, and

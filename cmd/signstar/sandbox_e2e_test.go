@@ -67,7 +67,7 @@ func sandboxSetup(t *testing.T, dir, mode string) (cfg, keyring, logPath string)
 	logPath = filepath.Join(dir, "audit.jsonl")
 	cfg = filepath.Join(dir, "config-"+mode+".toml")
 	text := fmt.Sprintf("[audit]\npath = %q\n\n[sandbox]\nmode = %q\n\n[[profile]]\nname = \"repo\"\nbackend = \"keyfile\"\nkey = %q\nusers = [%q]\n",
-		logPath, mode, keyPath, currentUser())
+		logPath, mode, keyPath, testUser())
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

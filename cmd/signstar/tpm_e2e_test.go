@@ -57,7 +57,7 @@ device = %q
 pcrs = [%s]
 auth_file = %q
 key_blob = %q
-`, r.audit, strictestMode(), r.cert, currentUser(), r.tpm.Socket, pcrs, auth, filepath.Join(dir, "repo.tpmkey"))
+`, r.audit, strictestMode(), r.cert, testUser(), r.tpm.Socket, pcrs, auth, filepath.Join(dir, "repo.tpmkey"))
 	if err := os.WriteFile(r.cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

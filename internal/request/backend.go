@@ -1,4 +1,4 @@
-package main
+package request
 
 import (
 	"errors"
@@ -13,11 +13,9 @@ import (
 	"github.com/signstar/signstar/internal/config"
 )
 
-// openBackend opens the profile's key. It runs before the sandbox locks down:
-// every file, socket or card the backend needs must be opened here.
-//
-// Hook for the backend owners: each case returns the backend's Open.
-func openBackend(p *config.Profile, t time.Time) (*backend.Key, error) {
+// OpenBackend opens the profile's key. It runs before the sandbox locks
+// down: every file, socket or card the backend needs must be opened here.
+func OpenBackend(p *config.Profile, t time.Time) (*backend.Key, error) {
 	switch p.Backend {
 	case config.BackendKeyfile:
 		return keyfile.Open(p.Key, p.PassphraseFile, t)
@@ -65,4 +63,14 @@ func backendMessage(p *config.Profile, err error) string {
 		return fmt.Sprintf("profile %s: the key in gpg-agent is passphrase-protected: set passphrase_file", p.Name)
 	}
 	return fmt.Sprintf("profile %s: %v", p.Name, err)
+}
+
+// CheckBackend opens the profile's key and closes it again, for `signstar
+// doctor`; the error is worded as a sign request's would be.
+func CheckBackend(p *config.Profile, t time.Time) error {
+	k, err := OpenBackend(p, t)
+	if err != nil {
+		return errors.New(backendMessage(p, err))
+	}
+	return k.Close()
 }

@@ -1,17 +1,18 @@
-package main
+package request
 
 import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// isTerminal reports whether f is a terminal.
-func isTerminal(f *os.File) bool {
+// IsTerminal reports whether f is a terminal.
+func IsTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
 }
@@ -47,6 +48,8 @@ type uploadReader struct {
 	wake   int  // eventfd, written once by stopOnSignal
 	stream bool // a pipe or socket: poll before reading
 	idle   time.Duration
+	// sig is the signal that asked us to stop, once one has.
+	sig atomic.Value
 }
 
 // newUploadReader prepares stdin, to be read with idle as the longest
@@ -75,7 +78,7 @@ func newUploadReader(f *os.File, idle time.Duration) (*uploadReader, error) {
 }
 
 func (u *uploadReader) Read(p []byte) (int, error) {
-	if interrupted.Load() != nil {
+	if u.interrupted() != nil {
 		return 0, os.ErrDeadlineExceeded
 	}
 	if u.stream {
@@ -104,7 +107,7 @@ func (u *uploadReader) wait() error {
 		if err != nil {
 			return &os.SyscallError{Syscall: "poll", Err: err}
 		}
-		if fds[1].Revents != 0 || interrupted.Load() != nil {
+		if fds[1].Revents != 0 || u.interrupted() != nil {
 			return os.ErrDeadlineExceeded
 		}
 		if n > 0 {
@@ -113,16 +116,22 @@ func (u *uploadReader) wait() error {
 	}
 }
 
+// interrupted is the signal that stopped the upload, nil when none did.
+func (u *uploadReader) interrupted() os.Signal {
+	s, _ := u.sig.Load().(os.Signal)
+	return s
+}
+
 // stopOnSignal turns SIGHUP, SIGINT and SIGTERM into the end of the upload
 // (a read error), so that the request is audited as failed instead of
 // vanishing. Catching them starts os/signal's threads; sign calls it only
-// once a request has run for signalGrace.
+// once a request has run for SignalGrace.
 func (u *uploadReader) stopOnSignal() {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		s := <-ch
-		interrupted.Store(s)
+		u.sig.Store(s)
 		var one [8]byte
 		one[0] = 1 // eventfd counters are host-endian; any nonzero value wakes poll
 		unix.Write(u.wake, one[:])

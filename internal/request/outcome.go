@@ -1,0 +1,171 @@
+package request
+
+import "github.com/signstar/signstar/internal/audit"
+
+// Outcome is how a request ended. Every phase ends either by handing on to
+// the next or with one of these; the outcome alone decides (through the
+// table) whether the request is audited, the exit code and the kind of
+// message stderr gets.
+type Outcome int
+
+// The outcomes, in the order a sign request can meet them.
+const (
+	// Signed: the signature is audited and written to stdout.
+	Signed Outcome = iota
+	// Served: a pubkey request's certificate, for the caller to write.
+	// Only signatures are audited on success.
+	Served
+
+	// RefusedCommand: the command string or arguments are not signstar's
+	// grammar, or a forced command added words it may not.
+	RefusedCommand
+	// RefusedTerminal: stdin is a terminal, not an artifact.
+	RefusedTerminal
+	// RefusedProfile: no profile is available to the caller (or the one
+	// asked for is missing or forbidden: the same words for both).
+	RefusedProfile
+	// RefusedTooLarge: the upload passed the profile's max_size.
+	RefusedTooLarge
+	// RefusedDigest: the upload does not hash to the client's --expect.
+	RefusedDigest
+	// RefusedKind: the artifact's kind is not among the profile's kinds.
+	RefusedKind
+	// RefusedRate: the profile's rate is used up.
+	RefusedRate
+
+	// FailedProfile: the profile cannot sign as configured (its hash does
+	// not suit its key).
+	FailedProfile
+	// FailedBackend: the key, agent, card or TPM could not be opened.
+	FailedBackend
+	// FailedSandbox: the lock-down could not be applied as the mode asks.
+	FailedSandbox
+	// FailedUpload: stdin could not be prepared or read.
+	FailedUpload
+	// FailedInterrupted: a signal stopped the upload.
+	FailedInterrupted
+	// FailedIdle: the client sent nothing for the idle timeout.
+	FailedIdle
+	// FailedClientGone: the client went away before the signature could
+	// reach it; nothing is released.
+	FailedClientGone
+	// FailedRateLog: the log could not be read to count the rate.
+	FailedRateLog
+	// FailedSign: the backend did not sign, or its signature does not
+	// verify.
+	FailedSign
+	// FailedCertificate: the profile's certificate could not be read.
+	FailedCertificate
+	// FailedOutput: signed and audited, but stdout could not take the
+	// signature; a second record says so.
+	FailedOutput
+	// FailedLog: the audit log cannot be locked or appended to, so the
+	// request cannot be audited; nothing is signed or released.
+	FailedLog
+
+	numOutcomes
+)
+
+// Class is what the stderr line tells the reader.
+type Class int
+
+const (
+	// Quiet: nothing on stderr.
+	Quiet Class = iota
+	// Refusal: the request breaks a rule; the caller can change it.
+	Refusal
+	// Failure: the server could not do it; the operator can fix it.
+	Failure
+	// Unaudited: a failure that could not even be recorded.
+	Unaudited
+)
+
+// Exit codes of the contract (docs/CONTRACT.md, "Exit codes").
+const (
+	ExitOK      = 0
+	ExitFailed  = 1
+	ExitRefused = 2
+)
+
+// Row is one line of the outcome table.
+type Row struct {
+	// Audit is the record's outcome field, "" when no record is written.
+	Audit string
+	// Exit is the process's exit code when the record (if any) is on
+	// disk. An audited outcome whose record cannot be written exits
+	// ExitFailed instead, and its message says so.
+	Exit  int
+	Class Class
+}
+
+// Table maps each outcome to what it means outside. It is the only place
+// that decides whether an outcome is audited, and with which exit code.
+var Table = [numOutcomes]Row{
+	Signed: {audit.Signed, ExitOK, Quiet},
+	Served: {"", ExitOK, Quiet},
+
+	RefusedCommand:  {audit.Refused, ExitRefused, Refusal},
+	RefusedTerminal: {audit.Refused, ExitRefused, Refusal},
+	RefusedProfile:  {audit.Refused, ExitRefused, Refusal},
+	RefusedTooLarge: {audit.Refused, ExitRefused, Refusal},
+	RefusedDigest:   {audit.Refused, ExitRefused, Refusal},
+	RefusedKind:     {audit.Refused, ExitRefused, Refusal},
+	RefusedRate:     {audit.Refused, ExitRefused, Refusal},
+
+	FailedProfile:     {audit.Failed, ExitFailed, Failure},
+	FailedBackend:     {audit.Failed, ExitFailed, Failure},
+	FailedSandbox:     {audit.Failed, ExitFailed, Failure},
+	FailedUpload:      {audit.Failed, ExitFailed, Failure},
+	FailedInterrupted: {audit.Failed, ExitFailed, Failure},
+	FailedIdle:        {audit.Failed, ExitFailed, Failure},
+	FailedClientGone:  {audit.Failed, ExitFailed, Failure},
+	FailedRateLog:     {audit.Failed, ExitFailed, Failure},
+	FailedSign:        {audit.Failed, ExitFailed, Failure},
+	FailedCertificate: {audit.Failed, ExitFailed, Failure},
+	FailedOutput:      {audit.Failed, ExitFailed, Failure},
+	FailedLog:         {"", ExitFailed, Unaudited},
+}
+
+var outcomeNames = [numOutcomes]string{
+	"Signed", "Served",
+	"RefusedCommand", "RefusedTerminal", "RefusedProfile", "RefusedTooLarge", "RefusedDigest", "RefusedKind", "RefusedRate",
+	"FailedProfile", "FailedBackend", "FailedSandbox", "FailedUpload", "FailedInterrupted", "FailedIdle", "FailedClientGone",
+	"FailedRateLog", "FailedSign", "FailedCertificate", "FailedOutput", "FailedLog",
+}
+
+func (o Outcome) String() string {
+	if o < 0 || o >= numOutcomes {
+		return "Outcome(?)"
+	}
+	return outcomeNames[o]
+}
+
+// Outcomes lists every outcome, for tests that walk the table.
+func Outcomes() []Outcome {
+	l := make([]Outcome, numOutcomes)
+	for i := range l {
+		l[i] = Outcome(i)
+	}
+	return l
+}
+
+// Result is what a request hands back to the command line.
+type Result struct {
+	Outcome Outcome
+	// Exit is the process's exit code.
+	Exit int
+	// Message is the one stderr line, without "signstar: "; "" for none.
+	Message string
+	// Output is what the command line writes to stdout (Served only; a
+	// signature is written by the pipeline itself, after its record).
+	Output []byte
+}
+
+// stop ends a phase with an outcome; the message is the stderr line and,
+// when audited, the record's reason.
+type stop struct {
+	outcome Outcome
+	msg     string
+}
+
+func halt(o Outcome, msg string) *stop { return &stop{o, msg} }
