@@ -72,7 +72,7 @@ users = [%q]
 
 [profile.gpg_agent]
 socket = %q
-%s`, r.audit, strictestMode(), name, cert, currentUser(), r.g.Socket, extra)
+%s`, r.audit, strictestMode(), name, cert, testUser(), r.g.Socket, extra)
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		r.t.Fatal(err)
 	}
