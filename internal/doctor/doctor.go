@@ -283,10 +283,6 @@ func checkProfiles(r *Report, cfg *config.Config, accounts map[string]*account, 
 			secret(p.TPM.AuthFile, "TPM auth file")
 			secret(p.TPM.KeyBlob, "TPM key blob")
 		}
-		if p.Backend == config.BackendTPM {
-			secret(p.TPM.AuthFile, "TPM auth file")
-			secret(p.TPM.KeyBlob, "TPM key blob")
-		}
 		if len(r.Findings) > before {
 			bad[p.Name] = true
 		}
