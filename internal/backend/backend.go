@@ -115,9 +115,11 @@ func ReadEntity(path string) (*openpgp.Entity, error) {
 }
 
 // ParseEntity reads exactly one transferable key (public or secret, armored
-// or binary).
+// or binary). A key on a smartcard, which GnuPG exports as a secret key
+// packet that holds only the card's serial number (divert-to-card), is read
+// as the public key it is.
 func ParseEntity(data []byte) (*openpgp.Entity, error) {
-	var r io.Reader = bytes.NewReader(data)
+	bin := data
 	if isArmored(data) {
 		block, err := armor.Decode(bytes.NewReader(data))
 		if err != nil {
@@ -126,9 +128,16 @@ func ParseEntity(data []byte) (*openpgp.Entity, error) {
 		if block.Type != openpgp.PublicKeyType && block.Type != openpgp.PrivateKeyType {
 			return nil, fmt.Errorf("armor holds %q, not a key", block.Type)
 		}
-		r = block.Body
+		if bin, err = io.ReadAll(io.LimitReader(block.Body, maxKeyFileSize+1)); err != nil {
+			return nil, fmt.Errorf("bad ASCII armor: %v", err)
+		}
+		defer clear(bin)
 	}
-	el, err := openpgp.ReadKeyRing(r)
+	if b, ok := withoutCardStubs(bin); ok {
+		bin = b
+		defer clear(b)
+	}
+	el, err := openpgp.ReadKeyRing(bytes.NewReader(bin))
 	if err != nil {
 		return nil, fmt.Errorf("not an OpenPGP key: %v", err)
 	}

@@ -130,6 +130,55 @@ func PublicPackets(data []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// withoutCardStubs rewrites the secret key packets of keys on a smartcard
+// (S2K usage 254 or 255, GNU extension S2K 101 in its divert-to-card mode 2,
+// as gpg --export-secret-keys writes a key moved with keytocard) into the
+// public key packets of the same keys. They hold no secret, and go-crypto
+// reads only GnuPG's mode 1 stub (gnu-dummy). It reports false, and
+// allocates nothing, when data holds no such packet or does not split into
+// packets (ParseEntity then reports what is wrong).
+func withoutCardStubs(data []byte) ([]byte, bool) {
+	var out []byte
+	for off := 0; off < len(data); {
+		p, err := nextPacket(data[off:])
+		if err != nil {
+			clear(out)
+			return nil, false
+		}
+		n := 0
+		if p.tag == tagSecretKey || p.tag == tagSecretSubkey {
+			if n, err = publicLength(p.body); err != nil || !isCardStub(p.body[n:]) {
+				n = 0
+			}
+		}
+		if n > 0 && out == nil {
+			out = append(make([]byte, 0, len(data)), data[:off]...)
+		}
+		switch {
+		case n > 0:
+			tag := byte(tagPublicKey)
+			if p.tag == tagSecretSubkey {
+				tag = tagPublicSubkey
+			}
+			var h bytes.Buffer
+			writeHeader(&h, tag, p.newFormat, n)
+			out = append(append(out, h.Bytes()...), p.body[:n]...)
+		case out != nil:
+			out = append(out, p.raw...)
+		}
+		off += p.size
+	}
+	return out, out != nil
+}
+
+// isCardStub reports whether the secret part of a v4 key packet is GnuPG's
+// stub for a key kept elsewhere in any mode but gnu-dummy (1), which
+// go-crypto reads itself.
+func isCardStub(s []byte) bool {
+	return len(s) >= 8 && (s[0] == 254 || s[0] == 255) && s[2] == 101 &&
+		string(s[4:7]) == "GNU" && s[7] != 1
+}
+
 type rawPacket struct {
 	tag       byte
 	newFormat bool

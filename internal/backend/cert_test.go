@@ -122,6 +122,19 @@ func FuzzPublicPackets(f *testing.F) {
 		f.Add(dearmorFile(f, k))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if b, ok := withoutCardStubs(data); ok {
+			for len(b) > 0 {
+				p, err := nextPacket(b)
+				if err != nil {
+					t.Fatalf("card stubs rewritten into no packets: %v", err)
+				}
+				if n, err := publicLength(p.body); err == nil && (p.tag == tagSecretKey || p.tag == tagSecretSubkey) && isCardStub(p.body[n:]) {
+					t.Fatal("a card stub is left")
+				}
+				b = b[p.size:]
+			}
+		}
+		ParseEntity(data) // must not panic
 		out, err := PublicPackets(data)
 		if err != nil {
 			return

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp/eddsa"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/signstar/signstar/internal/testenv"
@@ -135,6 +136,58 @@ func (h *Home) Fingerprints(who string) ([]string, error) {
 		return nil, fmt.Errorf("no key %q", who)
 	}
 	return fprs, nil
+}
+
+// toCard makes the Ed25519 (sub)key fpr look moved to an OpenPGP card, as
+// keytocard leaves it: its secret is deleted, and the agent's key file
+// becomes a shadowed key naming a card's serial number and key slot, so
+// that gpg --export-secret-keys writes a divert-to-card stub for it.
+func (h *Home) toCard(fpr string) error {
+	out, err := h.GPG(nil, time.Time{}, "--with-colons", "--with-keygrip", "--list-keys", fpr)
+	if err != nil {
+		return err
+	}
+	var grip, last string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) > 9 && f[0] == "fpr" {
+			last = f[9]
+		}
+		if len(f) > 9 && f[0] == "grp" && last == fpr {
+			grip = f[9]
+		}
+	}
+	pub, err := h.GPG(nil, time.Time{}, "--export", fpr)
+	if err != nil {
+		return err
+	}
+	var q []byte
+	r := packet.NewReader(bytes.NewReader(pub))
+	for {
+		p, err := r.Next()
+		if err != nil {
+			break
+		}
+		if k, ok := p.(*packet.PublicKey); ok && fmt.Sprintf("%X", k.Fingerprint) == fpr {
+			if ed, ok := k.PublicKey.(*eddsa.PublicKey); ok {
+				q = append([]byte{0x40}, ed.X...)
+			}
+		}
+	}
+	if grip == "" || len(q) != 33 {
+		return fmt.Errorf("no keygrip or Ed25519 point for %s", fpr)
+	}
+	if _, err := h.GPG(nil, time.Time{}, "--yes", "--delete-secret-keys", fpr+"!"); err != nil {
+		return err
+	}
+	serial := []byte("\xd2\x76\x00\x01\x24\x01\x03\x04\x00\x06\x12\x34\x56\x78\x00\x00")
+	var sexp bytes.Buffer
+	sexp.WriteString("(20:shadowed-private-key(3:ecc(5:curve7:Ed25519)(5:flags5:eddsa)(1:q33:")
+	sexp.Write(q)
+	sexp.WriteString(")(8:shadowed5:t1-v1(16:")
+	sexp.Write(serial)
+	sexp.WriteString("9:OPENPGP.1))))")
+	return os.WriteFile(filepath.Join(h.Dir, "private-keys-v1.d", grip+".key"), sexp.Bytes(), 0o600)
 }
 
 // SignerOf signs with gpg --detach-sign --local-user primary and returns the
@@ -272,6 +325,14 @@ func makeCases() (out []Case, err error) {
 	if err == nil {
 		run(time.Time{}, "--yes", "--delete-secret-keys", k[2]+"!")
 		add("stub-newest", k, "--export-secret-keys", k[0])
+	}
+
+	// The newest signing subkey on a smartcard (keytocard): gpg exports
+	// it as a divert-to-card stub that holds the card's serial number.
+	k = newKey("Card Newest <card@test.signstar>", "ed25519", "sign,cert", 2)
+	if err == nil {
+		err = h.toCard(k[2])
+		add("card-newest", k, "--export-secret-keys", k[0])
 	}
 
 	// A designated revoker, three user IDs and a photo ID, and a signing

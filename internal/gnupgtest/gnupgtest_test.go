@@ -21,6 +21,7 @@ func TestCases(t *testing.T) {
 		"revoker-photo-uids":     {"revocation key:", ":attribute packet:", "Revocable Third"},
 		noSigningSecret:          {"gnu-dummy S2K", ":secret sub key packet:"},
 		P521:                     {"algo 19"},
+		"card-newest":            {"gnu-divert-to-card S2K", "serial-number:  d2 76 00 01"},
 	}
 	// The key gpg signs with: 0 the primary, N the Nth subkey made.
 	wantKey := map[string]int{
@@ -31,6 +32,7 @@ func TestCases(t *testing.T) {
 		"stub-newest":            1, // the older subkey, whose secret is there
 		"revoker-photo-uids":     1,
 		P521:                     0,
+		"card-newest":            1, // the older subkey: the newest is on a card not here
 	}
 	for _, c := range cs {
 		cmd := exec.Command("gpg", "--list-packets")
