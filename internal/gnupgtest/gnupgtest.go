@@ -319,6 +319,17 @@ func makeCases() (out []Case, err error) {
 		add("set-expire-older", k, "--export-secret-keys", k[0])
 	}
 
+	// Two signing subkeys created in the same second: gpg takes the first
+	// in the certificate, as it takes a later one only if strictly newer.
+	k = newKey("Same Second <same@test.signstar>", "ed25519", "cert", 0)
+	if err == nil {
+		run(at(10), "--quick-add-key", k[0], "ed25519", "sign", "never")
+		run(at(10), "--quick-add-key", k[0], "ed25519", "sign", "never")
+		if k, err = h.Fingerprints(k[0]); err == nil {
+			add("same-second", k, "--export-secret-keys", k[0])
+		}
+	}
+
 	// The newest signing subkey is a stub (its secret deleted, as after
 	// keytocard): gpg signs with the older one.
 	k = newKey("Stub Newest <stub@test.signstar>", "ed25519", "sign,cert", 2)

@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
 // TestCases checks that the fixtures are what their names say, with
@@ -22,6 +24,7 @@ func TestCases(t *testing.T) {
 		noSigningSecret:          {"gnu-dummy S2K", ":secret sub key packet:"},
 		P521:                     {"algo 19"},
 		"card-newest":            {"gnu-divert-to-card S2K", "serial-number:  d2 76 00 01"},
+		"same-second":            {":secret sub key packet:"},
 	}
 	// The key gpg signs with: 0 the primary, N the Nth subkey made.
 	wantKey := map[string]int{
@@ -33,6 +36,7 @@ func TestCases(t *testing.T) {
 		"revoker-photo-uids":     1,
 		P521:                     0,
 		"card-newest":            1, // the older subkey: the newest is on a card not here
+		"same-second":            1, // the first of two made in the same second
 	}
 	for _, c := range cs {
 		cmd := exec.Command("gpg", "--list-packets")
@@ -53,6 +57,22 @@ func TestCases(t *testing.T) {
 			}
 		} else if w := c.Keys[wantKey[c.Name]]; c.Signer != w {
 			t.Errorf("%s: gpg signs with %s, not key %d (%s) of %v", c.Name, c.Signer, wantKey[c.Name], w, c.Keys)
+		}
+		if c.Name == "same-second" {
+			var times []int64
+			r := packet.NewReader(bytes.NewReader(c.Public))
+			for {
+				p, err := r.Next()
+				if err != nil {
+					break
+				}
+				if k, ok := p.(*packet.PublicKey); ok && k.IsSubkey {
+					times = append(times, k.CreationTime.Unix())
+				}
+			}
+			if len(times) != 2 || times[0] != times[1] {
+				t.Errorf("%s: subkey creation times %v, want two equal", c.Name, times)
+			}
 		}
 		delete(want, c.Name)
 	}
