@@ -279,6 +279,9 @@ func checkProfiles(r *Report, cfg *config.Config, accounts map[string]*account, 
 		if p.Backend == config.BackendPIV {
 			secret(p.PIV.PINFile, "PIN file")
 		}
+		if p.Backend == config.BackendGPGAgent {
+			secret(p.GPGAgent.PINFile, "card PIN file")
+		}
 		if p.Backend == config.BackendTPM {
 			secret(p.TPM.AuthFile, "TPM auth file")
 			secret(p.TPM.KeyBlob, "TPM key blob")

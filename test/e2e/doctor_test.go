@@ -12,6 +12,7 @@ import (
 
 	"github.com/signstar/signstar/internal/backend/piv"
 	"github.com/signstar/signstar/internal/backend/tpm"
+	"github.com/signstar/signstar/internal/openpgpemu"
 	"github.com/signstar/signstar/internal/pivemu"
 	"github.com/signstar/signstar/internal/swtpmtest"
 	"github.com/signstar/signstar/internal/testenv"
@@ -371,5 +372,56 @@ func TestDoctorAgent(t *testing.T) {
 	code, findings, out2 := e.doctor(t)
 	if code != 1 || len(findings) != 1 || !strings.Contains(findings[0], "profile agent: the gpg-agent backend does not open") {
 		t.Errorf("doctor with the agent gone: exit %d, findings %q: %s", code, findings, out2)
+	}
+}
+
+// TestDoctorAgentCard adds a gpg-agent profile whose key is on an emulated
+// OpenPGP card behind the agent: doctor passes it, names it with one PIN
+// attempt left (without sending the PIN), and names a card PIN file that
+// others may read.
+func TestDoctorAgentCard(t *testing.T) {
+	e := newEnclave(t, enclaveOptions{})
+	const cardPIN = "12345678" // PW1 and PW3, as gpg --card-edit's prompts get
+	card := openpgpemu.NewCard(openpgpemu.Options{PIN: cardPIN})
+	openpgpemu.Start(t, card)
+	g := openpgpemu.StartGnuPG(t)
+	g.WaitCard()
+	fpr := g.GenerateOnCard(cardPIN, "Card Repo", "card@example.org")
+	etc := filepath.Dir(e.config)
+	pin := filepath.Join(etc, "card.pin")
+	if err := os.WriteFile(pin, []byte(cardPIN+"\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "chown", e.User+":", pin)
+	certPath := filepath.Join(etc, "card.pub.asc")
+	if err := os.WriteFile(certPath, []byte(g.GPG(nil, "--export", "--armor", fpr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(e.config, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\n[[profile]]\nname = \"card\"\nbackend = \"gpg-agent\"\nkey = %q\nusers = [%q]\n[profile.gpg_agent]\nsocket = %q\npin_file = %q\n",
+		certPath, e.User, g.Socket, pin)
+	f.Close()
+
+	if code, findings, out := e.doctor(t); code != 0 || len(findings) > 0 {
+		t.Fatalf("doctor with the card at 3 attempts: exit %d, %q: %s", code, findings, out)
+	}
+	card.SetPINRetries(1)
+	shown := card.Verifies()
+	code, findings, out := e.doctor(t)
+	if code != 1 || len(findings) != 1 || !strings.Contains(findings[0], "only 1 attempt left") {
+		t.Errorf("doctor with 1 PIN attempt left: exit %d, findings %q: %s", code, findings, out)
+	}
+	if card.PINRetries() != 1 || card.Verifies() != shown {
+		t.Errorf("doctor touched the card: %d attempts left, %d PINs shown", card.PINRetries(), card.Verifies()-shown)
+	}
+	card.SetPINRetries(3)
+	if err := os.Chmod(pin, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if code, findings, _ := e.doctor(t); code != 1 || len(findings) == 0 || !strings.Contains(strings.Join(findings, "\n"), "card PIN file") {
+		t.Errorf("doctor with a readable card PIN file: exit %d, findings %q", code, findings)
 	}
 }

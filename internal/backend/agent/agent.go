@@ -158,6 +158,7 @@ func connect(socket string, pass []byte) (*Signer, error) {
 			c.Close()
 			return nil, fmt.Errorf("%w (a passphrase_file needs allow-loopback-pinentry in gpg-agent.conf)", err)
 		}
+		s.noLoopback = err
 	}
 	return s, nil
 }
@@ -172,7 +173,10 @@ type Signer struct {
 	public crypto.PublicKey
 	grip   Keygrip
 	card   *card // nil unless the key is on a smartcard
-	closed bool
+	// noLoopback is the agent's refusal of loopback pinentry, if it
+	// refused: a card's PIN could then not come from pin_file.
+	noLoopback error
+	closed     bool
 }
 
 // Public returns the standard-library form of the signing key.

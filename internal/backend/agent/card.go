@@ -77,16 +77,10 @@ var ErrNeedPIN = errors.New("the key in gpg-agent is on a smartcard and the prof
 
 // gpg-error codes of scdaemon's card errors.
 const (
-	codeBadPIN         = 87
-	codeWrongCard      = 91
-	codeCard           = 108
-	codeCardReset      = 109
-	codeCardRemoved    = 110
-	codeCardNotPresent = 112
-	codeENODEV         = 32768 | 80
-	codePINBlocked     = 130
-	codeNoSCDaemon     = 119
-	codeForbidden      = 251
+	codeBadPIN     = 87
+	codePINBlocked = 130
+	codeNoSCDaemon = 119
+	codeForbidden  = 251
 )
 
 // scdError words an agent's refusal of a card command: a socket that may
@@ -197,6 +191,9 @@ func (s *Signer) attachCard(pinFile string) error {
 	if pinFile == "" {
 		return ErrNeedPIN
 	}
+	if s.noLoopback != nil {
+		return fmt.Errorf("%w: the card's PIN from pin_file needs allow-loopback-pinentry in gpg-agent.conf", s.noLoopback)
+	}
 	pin, err := keyfile.ReadPassphrase(pinFile)
 	if err != nil {
 		return err
@@ -239,14 +236,6 @@ func (s *Signer) retries() (int, error) {
 		return 0, err
 	}
 	return parseCHVStatus(st)
-}
-
-func cardAbsent(code uint32) bool {
-	switch code & 0xffff {
-	case codeCardNotPresent, codeCardRemoved, codeCardReset, codeENODEV, codeWrongCard, codeCard:
-		return true
-	}
-	return false
 }
 
 // scdStatus sends a command to scdaemon through the agent and returns the
@@ -295,25 +284,23 @@ func parseCHVStatus(s string) (int, error) {
 }
 
 // cardSignError explains a failed PKSIGN with a card key: a wrong PIN
-// (with the attempts now left), a card that went away, or the agent's
-// error.
+// (with the attempts now left), a card that went away, or the card's or
+// agent's error.
 func (s *Signer) cardSignError(err error) error {
 	var ae *AgentError
 	if !errors.As(err, &ae) {
 		return err
 	}
-	switch code := ae.Code & 0xffff; {
-	case code == codeBadPIN || code == codePINBlocked:
+	if code := ae.Code & 0xffff; code == codeBadPIN || code == codePINBlocked {
 		n, rerr := s.retries()
 		if rerr != nil {
 			n = -1
 		}
 		return &CardPINError{Serial: s.card.serial, Retries: n}
-	case cardAbsent(code):
-		return &CardMissingError{Want: s.card.serial, During: true, Err: err}
 	}
-	// scdaemon reports a card pulled out mid-command as a general
-	// error: ask whether the card is still there.
+	// scdaemon reports a card pulled out mid-command as "Card error" or
+	// "General error", like a card that refused: ask whether the card is
+	// still there.
 	if _, gerr := s.guardCard(true); gerr != nil {
 		var me *CardMissingError
 		if errors.As(gerr, &me) {
@@ -321,5 +308,5 @@ func (s *Signer) cardSignError(err error) error {
 			return me
 		}
 	}
-	return err
+	return fmt.Errorf("card %s did not sign: %w", s.card.serial, err)
 }

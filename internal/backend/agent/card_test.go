@@ -189,6 +189,30 @@ func TestCardPINGuard(t *testing.T) {
 		}
 	})
 
+	t.Run("no-loopback", func(t *testing.T) {
+		conf := filepath.Join(r.g.Home, "gpg-agent.conf")
+		old, err := os.ReadFile(conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reload := func(c []byte) {
+			if err := os.WriteFile(conf, c, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.g.Run(nil, "gpgconf", "--homedir", r.g.Home, "--reload", "gpg-agent"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Loopback is allowed by default since GnuPG 2.1.12.
+		reload(bytes.ReplaceAll(old, []byte("allow-loopback-pinentry\n"), []byte("no-allow-loopback-pinentry\n")))
+		defer reload(old)
+		shown := r.card.Verifies()
+		_, err = r.open(r.pin)
+		if err == nil || !strings.Contains(err.Error(), "allow-loopback-pinentry") || r.card.Verifies() != shown {
+			t.Fatalf("agent without loopback: %v (%d PINs shown), want a refusal naming allow-loopback-pinentry", err, r.card.Verifies()-shown)
+		}
+	})
+
 	t.Run("removed-while-signing", func(t *testing.T) {
 		k, err := r.open(r.pin)
 		if err != nil {
