@@ -51,13 +51,26 @@ func Main() int {
 	hardenProcess()
 	// A client that goes away must not kill us before the failure is audited.
 	signal.Ignore(syscall.SIGPIPE)
+	ignoreDumpSignals()
 	r := &run{
-		args:   os.Args,
-		getenv: os.Getenv,
-		stdin:  os.Stdin,
-		stdout: os.Stdout,
-		stderr: os.Stderr,
+		args:     os.Args,
+		getenv:   os.Getenv,
+		stdin:    os.Stdin,
+		stdout:   os.Stdout,
+		stderr:   os.Stderr,
+		stderrFD: -1,
 	}
+	return r.guardedMain()
+}
+
+// guardedMain is main with a panic turned into a failure (crash_linux.go);
+// main itself recovers, and audits, those after the log is open.
+func (r *run) guardedMain() (code int) {
+	defer func() {
+		if p := recover(); p != nil {
+			code = r.recovered(p)
+		}
+	}()
 	return r.main()
 }
 
@@ -68,6 +81,11 @@ type run struct {
 	stdin  *os.File
 	stdout io.Writer
 	stderr io.Writer
+	// stderrFD is stderr's private descriptor in a remote process
+	// (quietRuntime), kept through the lock-down; -1 when there is none.
+	stderrFD int
+	// rq is the request once the log is open, for recovered.
+	rq *request.Request
 
 	inv *invocation
 	log *audit.Log
@@ -197,12 +215,17 @@ func forcedCommand(inv *invocation, words []string, getenv func(string) string) 
 	}
 }
 
-func (r *run) main() int {
+func (r *run) main() (code int) {
 	inv, err := parseInvocation(r.args, r.getenv)
 	if err != nil {
 		return r.fail(exitRefused, err.Error())
 	}
 	r.inv = inv
+	if inv.remote {
+		if r.stderrFD, err = r.quietRuntime(); err != nil {
+			return r.fail(exitFailed, err.Error())
+		}
+	}
 	if !inv.remote && len(inv.words) > 0 {
 		switch inv.words[0] {
 		case "keygen":
@@ -240,7 +263,12 @@ func (r *run) main() int {
 		return r.fail(exitFailed, err.Error()+": check [audit] path and that this user may append to it")
 	}
 	defer r.log.Close()
-
+	// Runs before the log is closed: the panic is audited through it.
+	defer func() {
+		if p := recover(); p != nil {
+			code = r.recovered(p)
+		}
+	}()
 	return r.serve(cfg)
 }
 

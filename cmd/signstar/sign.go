@@ -25,6 +25,13 @@ func (r *run) serve(cfg *config.Config) int {
 		Idle:          overridden(request.IdleTimeout, idleTimeoutForTests),
 		SignalGrace:   overridden(request.SignalGrace, signalGraceForTests),
 	}
+	if r.stderrFD > 2 {
+		rq.KeepFDs = []int{r.stderrFD} // a remote process's own stderr (quietRuntime)
+	}
+	if crashForTests != "" {
+		rq.Lockdown = lockdownForTests
+	}
+	r.rq = rq
 	if r.inv.refusal != "" {
 		return r.report(rq.Refuse(request.RefusedCommand, r.inv.refusal))
 	}

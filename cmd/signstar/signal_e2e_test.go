@@ -25,17 +25,25 @@ func sigMask(t *testing.T, pid int, field string) uint64 {
 func sigBit(s syscall.Signal) uint64 { return 1 << (uint(s) - 1) }
 
 // TestSignalDuringUpload: the real binary, signing from a pipe that stalls,
-// ignores SIGHUP, SIGINT and SIGTERM for its grace (a signal then changes
-// nothing: the request is signed), and after it catches them: a signal ends
-// the request with exit 1, nothing on stdout and a failed record naming it.
+// ignores SIGHUP, SIGINT, SIGTERM and the signals the Go runtime would dump
+// on (SIGQUIT and the rest of dumpSignals) for its grace (a signal then
+// changes nothing: the request is signed), and after it catches them: a
+// signal ends the request with exit 1, nothing on stdout, one line on
+// stderr (no goroutine dump) and a failed record naming it. SIGTERM's masks
+// in /proc tell the phases apart: all of them change at once.
 func TestSignalDuringUpload(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildSignstar(t, dir, "-X main.signalGraceForTests=1s")
 	cfg, _, logPath := sandboxSetup(t, dir, strictestMode())
-	for _, tc := range []struct {
+	type tcase struct {
 		sig   syscall.Signal
 		grace bool // sent during the grace
-	}{{syscall.SIGTERM, true}, {syscall.SIGTERM, false}, {syscall.SIGHUP, false}} {
+	}
+	cases := []tcase{{syscall.SIGTERM, true}, {syscall.SIGTERM, false}, {syscall.SIGHUP, false}, {syscall.SIGQUIT, true}}
+	for _, s := range dumpSignals {
+		cases = append(cases, tcase{s.(syscall.Signal), false})
+	}
+	for _, tc := range cases {
 		name := tc.sig.String() + " after the grace"
 		if tc.grace {
 			name = tc.sig.String() + " in the grace"
@@ -45,7 +53,7 @@ func TestSignalDuringUpload(t *testing.T) {
 			cmd, stdin, stdout, stderr := s.cmd, s.stdin, &s.stdout, &s.stderr
 			stdin.Write([]byte("the first bytes of an upload that stalls\n"))
 			pid := cmd.Process.Pid
-			ignored := func() bool { return sigMask(t, pid, "SigIgn")&sigBit(tc.sig) != 0 }
+			ignored := func() bool { return sigMask(t, pid, "SigIgn")&sigBit(syscall.SIGTERM) != 0 }
 			waitFor := func(what string, cond func() bool) {
 				deadline := time.Now().Add(20 * time.Second)
 				for !cond() {
@@ -57,7 +65,7 @@ func TestSignalDuringUpload(t *testing.T) {
 			}
 			waitFor("ignored", ignored)
 			if !tc.grace {
-				waitFor("caught", func() bool { return !ignored() && sigMask(t, pid, "SigCgt")&sigBit(tc.sig) != 0 })
+				waitFor("caught", func() bool { return !ignored() && sigMask(t, pid, "SigCgt")&sigBit(syscall.SIGTERM) != 0 })
 			}
 			if err := cmd.Process.Signal(tc.sig); err != nil {
 				t.Fatal(err)
@@ -70,14 +78,14 @@ func TestSignalDuringUpload(t *testing.T) {
 			stdin.Close()
 			rec := lastAuditRecord(t, logPath)
 			if tc.grace {
-				if err != nil || stdout.Len() == 0 || rec.Outcome != audit.Signed {
+				if err != nil || stdout.Len() == 0 || rec.Outcome != audit.Signed || stderr.Len() != 0 {
 					t.Fatalf("%v in the grace: %v, %d bytes out, record %s %q (stderr: %s)", tc.sig, err, stdout.Len(), rec.Outcome, rec.Reason, stderr.String())
 				}
 				return
 			}
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != exitFailed {
-				t.Fatalf("signstar after %v: %v, want exit %d (stderr: %s)", tc.sig, err, exitFailed, stderr.String())
+				t.Fatalf("signstar after %v: %v, want exit %d (stderr: %.300s)", tc.sig, err, exitFailed, stderr.String())
 			}
 			if stdout.Len() != 0 {
 				t.Errorf("stdout has %d bytes", stdout.Len())
@@ -85,6 +93,9 @@ func TestSignalDuringUpload(t *testing.T) {
 			want := "interrupted by " + tc.sig.String()
 			if rec.Outcome != audit.Failed || !strings.Contains(rec.Reason, want) || !strings.Contains(stderr.String(), want) {
 				t.Errorf("record %s %q, stderr %q; want failed, %q", rec.Outcome, rec.Reason, stderr.String(), want)
+			}
+			if n := strings.Count(stderr.String(), "\n"); n != 1 || !strings.HasPrefix(stderr.String(), "signstar: ") {
+				t.Errorf("stderr has %d lines, want one signstar: line: %.300q", n, stderr.String())
 			}
 		})
 	}

@@ -59,6 +59,9 @@ const (
 	// FailedOutput: signed and audited, but stdout could not take the
 	// signature; a second record says so.
 	FailedOutput
+	// FailedInternal: signstar itself failed (a panic, recovered by the
+	// command line); the reason says what, in one short line.
+	FailedInternal
 	// FailedLog: the audit log cannot be locked or appended to, so the
 	// request cannot be audited; nothing is signed or released.
 	FailedLog
@@ -123,6 +126,7 @@ var Table = [numOutcomes]Row{
 	FailedSign:        {audit.Failed, ExitFailed, Failure},
 	FailedCertificate: {audit.Failed, ExitFailed, Failure},
 	FailedOutput:      {audit.Failed, ExitFailed, Failure},
+	FailedInternal:    {audit.Failed, ExitFailed, Failure},
 	FailedLog:         {"", ExitFailed, Unaudited},
 }
 
@@ -130,7 +134,7 @@ var outcomeNames = [numOutcomes]string{
 	"Signed", "Served",
 	"RefusedCommand", "RefusedTerminal", "RefusedProfile", "RefusedTooLarge", "RefusedDigest", "RefusedKind", "RefusedRate",
 	"FailedProfile", "FailedBackend", "FailedSandbox", "FailedUpload", "FailedInterrupted", "FailedIdle", "FailedClientGone",
-	"FailedRateLog", "FailedSign", "FailedCertificate", "FailedOutput", "FailedLog",
+	"FailedRateLog", "FailedSign", "FailedCertificate", "FailedOutput", "FailedInternal", "FailedLog",
 }
 
 func (o Outcome) String() string {

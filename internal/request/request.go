@@ -170,6 +170,12 @@ func (r *Request) Refuse(o Outcome, reason string) Result {
 	return s.finish(halt(o, reason))
 }
 
+// Crashed audits a request that ended in a panic (FailedInternal). The
+// record has what the request was given, not how far it got.
+func (r *Request) Crashed(reason string) Result {
+	return r.start().finish(halt(FailedInternal, reason))
+}
+
 // Pubkey serves the certificate of the caller's profile.
 func (r *Request) Pubkey(c *command.Request) Result {
 	s := r.start()

@@ -364,6 +364,10 @@ var rowTests = map[Outcome]func(t *testing.T){
 		os.Remove(f.rq.Config.Profiles[0].Key)
 		f.check(f.rq.Pubkey(&command.Request{Name: command.Pubkey}), FailedCertificate, "cannot read key")
 	},
+	FailedInternal: func(t *testing.T) {
+		f := newFixture(t, "ed25519", "")
+		f.check(f.rq.Crashed("internal error (boom): please report it"), FailedInternal, "internal error (boom)")
+	},
 	FailedOutput: func(t *testing.T) {
 		f := newFixture(t, "ed25519")
 		f.rq.Stdout = failWriter{}

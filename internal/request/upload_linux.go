@@ -122,13 +122,25 @@ func (u *uploadReader) interrupted() os.Signal {
 	return s
 }
 
-// stopOnSignal turns SIGHUP, SIGINT and SIGTERM into the end of the upload
+// DumpSignals are the signals whose default in a Go program is a goroutine
+// dump and exit 2 (the runtime's sigtable). The command line ignores them
+// from its first line; after SignalGrace they stop the upload like SIGTERM.
+// Ignoring a synchronous one (SIGSEGV, SIGBUS, SIGFPE...) through os/signal
+// ignores it only when another process sent it: a real fault still panics.
+var DumpSignals = []os.Signal{
+	syscall.SIGQUIT, syscall.SIGILL, syscall.SIGTRAP, syscall.SIGABRT,
+	syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV, unix.SIGSTKFLT, syscall.SIGSYS,
+}
+
+var stopSignals = append([]os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM}, DumpSignals...)
+
+// stopOnSignal turns SIGHUP, SIGINT, SIGTERM and DumpSignals into the end of the upload
 // (a read error), so that the request is audited as failed instead of
 // vanishing. Catching them starts os/signal's threads; sign calls it only
 // once a request has run for SignalGrace.
 func (u *uploadReader) stopOnSignal() {
 	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(ch, stopSignals...)
 	go func() {
 		s := <-ch
 		u.sig.Store(s)
