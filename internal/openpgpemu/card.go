@@ -496,3 +496,10 @@ func (c *Card) String() string {
 	defer c.mu.Unlock()
 	return fmt.Sprintf("openpgpemu card %X: PW1 %d/RC %d/PW3 %d tries, %d signatures, %d commands", c.aid(), c.pw1Tries, c.rcTries, c.pw3Tries, c.signatures, c.commands)
 }
+
+// PINIs reports whether pin is the card's PW1, without counting a try.
+func (c *Card) PINIs(pin string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Equal(c.pw1, []byte(pin))
+}

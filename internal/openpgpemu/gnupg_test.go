@@ -60,3 +60,51 @@ func spaced(fpr string) string {
 	}
 	return b.String()
 }
+
+// TestPasswd: gpg --card-edit's passwd changes the PIN (CHANGE REFERENCE
+// DATA) and, with the admin PIN, unblocks a blocked one (RESET RETRY
+// COUNTER), through scdaemon.
+func TestPasswd(t *testing.T) {
+	card := NewCard(Options{})
+	Start(t, card)
+	g := StartGnuPG(t)
+	g.WaitCard()
+	commands := []string{"admin", "passwd", "quit"}
+	menu := []string{"1", "2", "q"}
+	// A new PIN is asked twice, as pinentry would ask to repeat it.
+	pins := []string{DefaultPIN, "654321", "654321", DefaultAdminPIN, "111111", "111111"}
+	blocked := false
+	g.Interact(func(kw string) (string, bool) {
+		var q *[]string
+		switch kw {
+		case "cardedit.prompt":
+			q = &commands
+		case "cardutil.change_pin.menu":
+			q = &menu
+			if len(menu) == 2 && !blocked {
+				// After the change: block PW1, to be unblocked.
+				if !card.PINIs("654321") {
+					t.Errorf("the PIN was not changed")
+				}
+				card.SetPINRetries(0)
+				blocked = true
+			}
+		case "passphrase.enter":
+			q = &pins
+		default:
+			return "", false
+		}
+		if len(*q) == 0 {
+			return "", false
+		}
+		a := (*q)[0]
+		*q = (*q)[1:]
+		return a, true
+	}, "--card-edit")
+	if len(pins) != 0 || len(menu) != 0 {
+		t.Fatalf("gpg asked fewer PINs or menu choices than expected: left %q %q", pins, menu)
+	}
+	if !card.PINIs("111111") || card.PINRetries() != 3 {
+		t.Fatalf("after unblocking: PIN changed %v, %d tries", card.PINIs("111111"), card.PINRetries())
+	}
+}
