@@ -281,7 +281,14 @@ func (r *run) commandText() string {
 		}
 		return s
 	}
-	return strings.Join(r.inv.words, " ")
+	// Local arguments are bounded only by the kernel (128 KiB each): cut
+	// them as the remote grammar's limit does, so the record still fits
+	// a log line (audit.MaxLine).
+	s := strings.Join(r.inv.words, " ")
+	if len(s) > command.MaxLength {
+		s = s[:command.MaxLength] + "...(" + strconv.Itoa(len(s)) + " bytes)"
+	}
+	return s
 }
 
 // output writes the result to stdout in one piece and exits 0.

@@ -174,6 +174,9 @@ func errText(err error) string {
 
 // Parse checks data as the configuration file named path.
 func Parse(path string, data []byte) (*Config, error) {
+	if err := checkNesting(path, data); err != nil {
+		return nil, err
+	}
 	var c Config
 	md, err := toml.Decode(string(data), &c)
 	if err != nil {

@@ -130,3 +130,19 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestNesting: brackets nested deeper than maxNesting are refused before
+// the TOML parser, with the line; brackets in strings and comments do not
+// count.
+func TestNesting(t *testing.T) {
+	deep := "x = " + strings.Repeat("[", 9) + strings.Repeat("]", 9) + "\n"
+	if _, err := Parse("f.toml", []byte(base+"\n"+deep)); err == nil || !strings.Contains(err.Error(), "f.toml:10: arrays and inline tables nest deeper than 8") {
+		t.Errorf("deep: %v", err)
+	}
+	quoted := base + "# [[[[[[[[[[\n" + `kinds = ["[[[[[[[[[[", '{{{{{{{{{', """
+[[[[[[[[[[""", '''{{{{{{{{{{''']` + "\n"
+	// The kinds are refused as kinds, by the checks after the parser.
+	if _, err := Parse("f.toml", []byte(quoted)); err == nil || strings.Contains(err.Error(), "nest deeper") {
+		t.Errorf("brackets in strings and comments: %v", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -145,6 +146,11 @@ func (s *session) finish(st *stop) Result {
 	}
 	row := Table[st.outcome]
 	msg := oneLine(st.msg)
+	// A reason may quote what the caller sent (a local argument can be
+	// 128 KiB); the record must still fit one log line.
+	if len(msg) > maxReason {
+		msg = msg[:maxReason] + "...(" + strconv.Itoa(len(msg)) + " bytes)"
+	}
 	res := Result{Outcome: st.outcome, Exit: row.Exit, Message: msg}
 	if row.Audit == "" {
 		return res
@@ -425,6 +431,9 @@ func armorSignature(sig []byte) []byte {
 	buf.WriteByte('\n')
 	return buf.Bytes()
 }
+
+// maxReason bounds a reason, for the record and the stderr line.
+const maxReason = 2048
 
 func errText(err error) string {
 	var pe *os.PathError

@@ -71,6 +71,8 @@ type enclaveOptions struct {
 	profiles string
 	// sftp is sshd's "Subsystem sftp" command (sshtest.Config.SFTP).
 	sftp string
+	// dropIn replaces the repo's sshd drop-in (sshtest.Config.DropIn).
+	dropIn string
 }
 
 func newEnclave(t *testing.T, o enclaveOptions) *enclave {
@@ -91,6 +93,7 @@ func newEnclave(t *testing.T, o enclaveOptions) *enclave {
 		Args:       l.Args(),
 		Keys:       o.keys,
 		SFTP:       o.sftp,
+		DropIn:     o.dropIn,
 	})
 
 	profiles := o.profiles
