@@ -89,15 +89,16 @@ func checkSSHD(r *Report, o Options, users []*account, seen map[string]bool) {
 		fc := m["forcecommand"]
 		switch {
 		case fc == "" || fc == "none":
-			if !shellIsSignstar {
-				// One finding: the rest of the drop-in is missing too.
-				msg := "no ForceCommand in force and the login shell is " + shell + ": the drop-in is missing or does not match the user"
-				if len(wrong) > 0 {
-					msg += " (not in force either: " + strings.Join(wrong, ", ") + ")"
-				}
-				r.add(subject, msg, dropFix)
-				continue
+			// One finding: the rest of the drop-in is missing too.
+			msg := "no ForceCommand in force: the drop-in is missing or does not match the user"
+			if shellIsSignstar {
+				msg = "signstar is the login shell but no ForceCommand is in force: a session that never starts the shell (Subsystem sftp internal-sftp, scp) reaches the key files"
 			}
+			if len(wrong) > 0 {
+				msg += " (not in force either: " + strings.Join(wrong, ", ") + ")"
+			}
+			r.add(subject, msg, dropFix)
+			continue
 		default:
 			words := strings.Fields(fc)
 			prog := strings.Trim(words[0], `'"`)
@@ -108,10 +109,11 @@ func checkSSHD(r *Report, o Options, users []*account, seen map[string]bool) {
 			checkProgram(r, prog, seen)
 			checkForcedConfig(r, subject, words[1:], o.Config.Path)
 			switch {
+			case shellIsSignstar && !onlyProfile(words[1:]):
+				r.add(subject, "with signstar as the login shell, the ForceCommand may add only --profile NAME, and it has "+strings.Join(words[1:], " "), "remove the other options from the ForceCommand in "+DropIn+", or usermod -s /bin/sh "+u.name)
 			case shellIsSignstar:
-				r.add(subject, "signstar is both the ForceCommand and the login shell ("+shell+"), and refuses to run that way", "remove ForceCommand, or usermod -s /bin/sh "+u.name)
 			case shell == "" || strings.HasSuffix(shell, "nologin") || strings.HasSuffix(shell, "/false"):
-				r.add(subject, "login shell "+shell+" cannot start the ForceCommand (sshd runs it through the shell)", "usermod -s /bin/sh "+u.name)
+				r.add(subject, "login shell "+orNone(shell)+" cannot start the ForceCommand (sshd runs it through the shell)", "usermod -s /bin/sh "+u.name+" (or -s /usr/bin/signstar)")
 			}
 		}
 		for _, w := range sshdWant {
@@ -121,6 +123,20 @@ func checkSSHD(r *Report, o Options, users []*account, seen map[string]bool) {
 		}
 	}
 	r.checked("sshd")
+}
+
+// onlyProfile reports whether the ForceCommand's arguments are at most
+// --profile NAME, all a login-shell signstar accepts after its own path.
+func onlyProfile(args []string) bool {
+	switch len(args) {
+	case 0:
+		return true
+	case 1:
+		return strings.HasPrefix(strings.Trim(args[0], `'"`), "--profile=")
+	case 2:
+		return strings.Trim(args[0], `'"`) == "--profile"
+	}
+	return false
 }
 
 func orNone(s string) string {

@@ -210,6 +210,15 @@ func TestDoctor(t *testing.T) {
 			mustRun(t, "usermod", "--shell", "/usr/sbin/nologin", e.User)
 			return func() { mustRun(t, "usermod", "--shell", "/bin/sh", e.User) }
 		}, "login shell /usr/sbin/nologin cannot start the ForceCommand"},
+		{"signstar as the login shell, with a ForceCommand that adds --config", func(t *testing.T) func() {
+			mustRun(t, "usermod", "--shell", e.bin, e.User)
+			return func() { mustRun(t, "usermod", "--shell", "/bin/sh", e.User) }
+		}, "with signstar as the login shell, the ForceCommand may add only --profile NAME"},
+		{"signstar as the login shell without ForceCommand", func(t *testing.T) func() {
+			mustRun(t, "usermod", "--shell", e.bin, e.User)
+			undo := editFile(t, dropIn, "\tForceCommand ", "\t#ForceCommand ")
+			return func() { undo(); mustRun(t, "usermod", "--shell", "/bin/sh", e.User) }
+		}, "signstar is the login shell but no ForceCommand is in force"},
 		{"program writable by others", func(t *testing.T) func() {
 			os.Chmod(e.bin, 0o757)
 			return func() { os.Chmod(e.bin, 0o755) }
