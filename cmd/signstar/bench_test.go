@@ -142,7 +142,7 @@ func BenchmarkStartup(b *testing.B) {
 		key := copyKey(b, dir, name)
 		b.Run("keyfile/"+name, func(b *testing.B) {
 			for b.Loop() {
-				k, err := keyfile.Open(key, "", time.Now())
+				k, err := keyfile.Open(keyfile.Options{Key: key}, time.Now())
 				if err != nil {
 					b.Fatal(err)
 				}

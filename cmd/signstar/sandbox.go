@@ -7,6 +7,7 @@ import (
 
 	"github.com/signstar/signstar/internal/backend/tpm"
 	"github.com/signstar/signstar/internal/config"
+	"github.com/signstar/signstar/internal/request"
 	"github.com/signstar/signstar/internal/sandbox"
 )
 
@@ -73,7 +74,7 @@ func tpmReport(cfg *config.Config) string {
 		if p.Backend != config.BackendTPM {
 			continue
 		}
-		line, err := tpm.Check(p.TPM)
+		line, err := tpm.Check(request.TPMOptions(p))
 		if err != nil {
 			line = "CANNOT SIGN: " + oneLine(err.Error())
 		}

@@ -29,7 +29,7 @@ func keySigner(t *testing.T, name string) ([]byte, func([]byte) ([]byte, error))
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	key, err := keyfile.Open(path, "", time.Now())
+	key, err := keyfile.Open(keyfile.Options{Key: path}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestInstallP521(t *testing.T) {
 	if err := os.WriteFile(path, c.Secret, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	key, err := keyfile.Open(path, "", time.Now())
+	key, err := keyfile.Open(keyfile.Options{Key: path}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -295,7 +295,7 @@ func testSignature(t time.Time) (key, digest, sig string, err error) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		return "", "", "", err
 	}
-	k, err := keyfile.Open(path, "", time.Now())
+	k, err := keyfile.Open(keyfile.Options{Key: path}, time.Now())
 	if err != nil {
 		return "", "", "", err
 	}

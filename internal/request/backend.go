@@ -18,15 +18,20 @@ import (
 func OpenBackend(p *config.Profile, t time.Time) (*backend.Key, error) {
 	switch p.Backend {
 	case config.BackendKeyfile:
-		return keyfile.Open(p.Key, p.PassphraseFile, t)
+		return keyfile.Open(keyfile.Options{Key: p.Key, PassphraseFile: p.PassphraseFile}, t)
 	case config.BackendGPGAgent:
-		return agent.OpenWithPIN(p.Key, p.GPGAgent.Socket, p.PassphraseFile, p.GPGAgent.PINFile, t)
+		return agent.Open(agent.Options{Cert: p.Key, Socket: p.GPGAgent.Socket, PassphraseFile: p.PassphraseFile, PINFile: p.GPGAgent.PINFile}, t)
 	case config.BackendPIV:
-		return piv.Open(p.Key, p.PIV, t)
+		return piv.Open(piv.Options{Cert: p.Key, Reader: p.PIV.Reader, Slot: p.PIV.Slot, PINFile: p.PIV.PINFile}, t)
 	case config.BackendTPM:
-		return tpm.Open(p.Key, p.TPM, t)
+		return tpm.Open(TPMOptions(p), t)
 	}
 	return nil, fmt.Errorf("unknown backend %q", p.Backend)
+}
+
+// TPMOptions are the tpm backend's options of a tpm profile.
+func TPMOptions(p *config.Profile) tpm.Options {
+	return tpm.Options{Cert: p.Key, Device: p.TPM.Device, PCRs: p.TPM.PCRs, AuthFile: p.TPM.AuthFile, KeyBlob: p.TPM.KeyBlob}
 }
 
 // backendEnforced is what the backend enforces besides the sandbox, for the

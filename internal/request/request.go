@@ -263,7 +263,7 @@ func (s *session) open(asked string) *stop {
 		return halt(FailedBackend, backendMessage(p, err))
 	}
 	s.key = key
-	if err := signer.CheckHash(key.Public, h); err != nil {
+	if err := backend.CheckHash(key.Public, h); err != nil {
 		return halt(FailedProfile, fmt.Sprintf("profile %s: %v", p.Name, err))
 	}
 	return nil

@@ -36,7 +36,6 @@ import (
 	"github.com/signstar/signstar/internal/backend/agent"
 	"github.com/signstar/signstar/internal/backend/keyfile"
 	"github.com/signstar/signstar/internal/backend/piv"
-	"github.com/signstar/signstar/internal/config"
 	"github.com/signstar/signstar/internal/signer"
 )
 
@@ -278,11 +277,11 @@ func prepare(t *testing.T, fx *fixture) *prepared {
 	}
 	switch {
 	case fx.agent != "":
-		p.key, err = agent.Open(fx.certPath, fx.agent, "", time.Now())
+		p.key, err = agent.Open(agent.Options{Cert: fx.certPath, Socket: fx.agent}, time.Now())
 	case fx.pivPIN != "":
-		p.key, err = piv.Open(fx.certPath, config.PIV{Reader: "Virtual PCD", Slot: "9c", PINFile: fx.pivPIN}, time.Now())
+		p.key, err = piv.Open(piv.Options{Cert: fx.certPath, Reader: "Virtual PCD", Slot: "9c", PINFile: fx.pivPIN}, time.Now())
 	default:
-		p.key, err = keyfile.Open(fx.keyPath, "", time.Now())
+		p.key, err = keyfile.Open(keyfile.Options{Key: fx.keyPath}, time.Now())
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math/big"
 	"time"
@@ -32,45 +33,58 @@ var hashID = map[crypto.Hash]byte{crypto.SHA256: 8, crypto.SHA512: 10}
 // faulty card or agent cannot hand out a bad signature.
 func Sign(in *Input, key *backend.Key, t time.Time) ([]byte, error) {
 	pub := key.Public
+	if err := backend.CheckHash(pub, in.Hash); err != nil {
+		return nil, err
+	}
+	var created [4]byte
+	binary.BigEndian.PutUint32(created[:], uint32(t.Unix()))
+	var sub bytes.Buffer
+	subpacket(&sub, 2, created[:])
+	subpacket(&sub, 33, append([]byte{4}, pub.Fingerprint...))
+	out, err := signature(pub, packet.SigTypeBinary, in.Hash, in.clone(), sub.Bytes(), key.Signer)
+	if err != nil {
+		return nil, err
+	}
+	if err := Verify(out, in, pub); err != nil {
+		return nil, fmt.Errorf("the backend returned a signature that does not verify: %v", err)
+	}
+	return out, nil
+}
+
+// signature is the one writer of v4 signature packets (RFC 4880, 5.2.3):
+// state has hashed what the signature is over (the artifact; or key and user
+// ID), hashedSub is the hashed subpacket area; the issuer key ID goes in the
+// unhashed area, where pacman looks for it. signer signs the digest and
+// keeps its secret.
+func signature(pub *packet.PublicKey, typ packet.SignatureType, h crypto.Hash, state hash.Hash, hashedSub []byte, signer crypto.Signer) ([]byte, error) {
 	if pub.Version != 4 {
 		return nil, fmt.Errorf("signing key is v%d; only v4 is supported", pub.Version)
 	}
-	hid, ok := hashID[in.Hash]
+	hid, ok := hashID[h]
 	if !ok {
-		return nil, fmt.Errorf("unsupported hash %v", in.Hash)
-	}
-	if err := CheckHash(pub, in.Hash); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("unsupported hash %v", h)
 	}
 	algo := pub.PubKeyAlgo
 	if algo == packet.PubKeyAlgoRSASignOnly {
 		algo = packet.PubKeyAlgoRSA
 	}
-
-	var hashed bytes.Buffer
-	hashed.Write([]byte{4, byte(packet.SigTypeBinary), byte(algo), hid, 0, 0})
-	var created [4]byte
-	binary.BigEndian.PutUint32(created[:], uint32(t.Unix()))
-	subpacket(&hashed, 2, created[:])
-	subpacket(&hashed, 33, append([]byte{4}, pub.Fingerprint...))
-	h := hashed.Bytes()
-	binary.BigEndian.PutUint16(h[4:6], uint16(len(h)-6))
-
-	state := in.clone()
-	state.Write(h)
+	hashed := make([]byte, 0, 6+len(hashedSub))
+	hashed = append(hashed, 4, byte(typ), byte(algo), hid, byte(len(hashedSub)>>8), byte(len(hashedSub)))
+	hashed = append(hashed, hashedSub...)
+	state.Write(hashed)
 	var trailer [6]byte
 	trailer[0], trailer[1] = 4, 0xff
-	binary.BigEndian.PutUint32(trailer[2:], uint32(len(h)))
+	binary.BigEndian.PutUint32(trailer[2:], uint32(len(hashed)))
 	state.Write(trailer[:])
 	digest := state.Sum(nil)
 
-	mpis, err := rawSign(key, algo, digest, in.Hash)
+	mpis, err := rawSign(signer, algo, digest, h)
 	if err != nil {
 		return nil, err
 	}
 
 	var body bytes.Buffer
-	body.Write(h)
+	body.Write(hashed)
 	var unhashed bytes.Buffer
 	var kid [8]byte
 	binary.BigEndian.PutUint64(kid[:], pub.KeyId)
@@ -81,52 +95,20 @@ func Sign(in *Input, key *backend.Key, t time.Time) ([]byte, error) {
 	for _, m := range mpis {
 		writeMPI(&body, m)
 	}
-
-	out := make([]byte, 0, body.Len()+3)
-	if body.Len() < 256 {
-		out = append(out, 0x88, byte(body.Len()))
-	} else {
-		out = append(out, 0x89, byte(body.Len()>>8), byte(body.Len()))
-	}
-	out = append(out, body.Bytes()...)
-
-	if err := Verify(out, in, pub); err != nil {
-		return nil, fmt.Errorf("the backend returned a signature that does not verify: %v", err)
-	}
-	return out, nil
+	out := oldHeader(2, body.Len())
+	return append(out, body.Bytes()...), nil
 }
 
-// CheckHash refuses a hash too short for the key: GnuPG (and with it
-// pacman) rejects an ECDSA signature whose hash is shorter than the curve's
-// order, such as P-384 with SHA-256, although go-crypto accepts it. The
-// rule is GnuPG's (g10/seskey.c encode_md_value, agent/pksign.c): the hash
-// has at least as many bits as the curve, but at most 512 are asked, since
-// no hash is longer: P-256 takes SHA-256, P-384 and P-521 need SHA-512 of
-// the two hashes signstar offers.
-func CheckHash(pub *packet.PublicKey, h crypto.Hash) error {
-	if pub.PubKeyAlgo != packet.PubKeyAlgoECDSA {
-		return nil
+// oldHeader is an old-format packet header with a length of 1, 2 or 4
+// bytes, as GnuPG writes signatures.
+func oldHeader(tag byte, n int) []byte {
+	switch {
+	case n < 256:
+		return []byte{0x80 | tag<<2, byte(n)}
+	case n < 65536:
+		return []byte{0x80 | tag<<2 | 1, byte(n >> 8), byte(n)}
 	}
-	c, err := pub.Curve()
-	if err != nil {
-		return err
-	}
-	var name string
-	var bits int
-	switch c {
-	case packet.CurveNistP256:
-		name, bits = "P-256", 256
-	case packet.CurveNistP384:
-		name, bits = "P-384", 384
-	case packet.CurveNistP521:
-		name, bits = "P-521", 512
-	default:
-		return fmt.Errorf("ECDSA curve %s is not supported", c)
-	}
-	if h.Size()*8 < bits {
-		return fmt.Errorf("an ECDSA %s key needs a hash of at least %d bits, which gpgv and pacman require: set hash = \"sha512\" in the profile", name, bits)
-	}
-	return nil
+	return []byte{0x80 | tag<<2 | 2, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
 }
 
 func subpacket(w *bytes.Buffer, typ byte, data []byte) {
@@ -154,16 +136,16 @@ func bitLen(b byte) int {
 }
 
 // rawSign asks the backend for the signature and returns its MPIs.
-func rawSign(key *backend.Key, algo packet.PublicKeyAlgorithm, digest []byte, h crypto.Hash) ([][]byte, error) {
+func rawSign(signer crypto.Signer, algo packet.PublicKeyAlgorithm, digest []byte, h crypto.Hash) ([][]byte, error) {
 	switch algo {
 	case packet.PubKeyAlgoRSA:
-		sig, err := key.Signer.Sign(Rand, digest, h)
+		sig, err := signer.Sign(Rand, digest, h)
 		if err != nil {
 			return nil, err
 		}
 		return [][]byte{sig}, nil
 	case packet.PubKeyAlgoECDSA:
-		der, err := key.Signer.Sign(Rand, digest, h)
+		der, err := signer.Sign(Rand, digest, h)
 		if err != nil {
 			return nil, err
 		}
@@ -173,7 +155,7 @@ func rawSign(key *backend.Key, algo packet.PublicKeyAlgorithm, digest []byte, h 
 		}
 		return [][]byte{r.Bytes(), s.Bytes()}, nil
 	case packet.PubKeyAlgoEdDSA:
-		sig, err := key.Signer.Sign(Rand, digest, crypto.Hash(0))
+		sig, err := signer.Sign(Rand, digest, crypto.Hash(0))
 		if err != nil {
 			return nil, err
 		}

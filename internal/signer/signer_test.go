@@ -31,7 +31,7 @@ func testKeys(t testing.TB) map[string]*backend.Key {
 		}
 		p := filepath.Join(dir, name)
 		os.WriteFile(p, data, 0o600)
-		k, err := keyfile.Open(p, "", t0)
+		k, err := keyfile.Open(keyfile.Options{Key: p}, t0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,12 +182,15 @@ func TestCheckHashRule(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = CheckHash(e.PrimaryKey, tc.hash)
+		err = backend.CheckHash(e.PrimaryKey, tc.hash)
 		if (err == nil) != tc.ok {
 			t.Errorf("%s with %v: %v", tc.curve, tc.hash, err)
 		}
 		if err != nil && !strings.Contains(err.Error(), `set hash = "sha512"`) {
 			t.Errorf("%s with %v: %v, without the fix", tc.curve, tc.hash, err)
+		}
+		if h := backend.HashFor(e.PrimaryKey); (h == crypto.SHA256) != (tc.curve == packet.CurveNistP256) {
+			t.Errorf("%s: HashFor gives %v", tc.curve, h)
 		}
 		if !tc.ok {
 			continue

@@ -30,7 +30,6 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/signstar/signstar/internal/backend"
-	"github.com/signstar/signstar/internal/backend/keyfile"
 )
 
 // ErrKeyNotInAgent means the agent no longer holds the key it had when the
@@ -68,21 +67,25 @@ func (e *NoKeyError) Error() string {
 		e.Fingerprint, strings.Join(e.Keygrips, ", "))
 }
 
-// Open reads the public certificate at certPath, connects to the gpg-agent
-// at socket and returns the signing key that gpg would sign with: the newest
-// signing subkey that the agent holds, else the primary key. If
-// passphraseFile is not empty, its first line answers the agent's passphrase
-// inquiries (loopback pinentry); it is read now and kept in memory until
-// Close.
-func Open(certPath, socket, passphraseFile string, now time.Time) (*backend.Key, error) {
-	return OpenWithPIN(certPath, socket, passphraseFile, "", now)
+// Options are a gpg-agent profile's: [profile] key, passphrase_file and
+// [profile.gpg_agent].
+type Options struct {
+	Cert           string // the public certificate file
+	Socket         string // the agent's socket; "" asks gpgconf
+	PassphraseFile string // answers the agent's passphrase inquiries
+	PINFile        string // the PIN of a key on a card behind the agent
 }
 
-// OpenWithPIN is Open for a profile that may sign with a key on a
-// smartcard behind the agent (card.go): pinFile's first line is the card's
-// PIN, read now, sent at most once per signature and only after the card's
-// retry counter was read.
-func OpenWithPIN(certPath, socket, passphraseFile, pinFile string, now time.Time) (*backend.Key, error) {
+// Open reads the public certificate o.Cert, connects to the gpg-agent at
+// o.Socket and returns the signing key that gpg would sign with: the newest
+// signing subkey that the agent holds, else the primary key. If
+// o.PassphraseFile is not empty, its first line answers the agent's
+// passphrase inquiries (loopback pinentry); it is read now and kept in
+// memory until Close. For a key on a smartcard behind the agent (card.go),
+// o.PINFile's first line is the card's PIN, read now, sent at most once per
+// signature and only after the card's retry counter was read.
+func Open(o Options, now time.Time) (*backend.Key, error) {
+	certPath, socket, passphraseFile, pinFile := o.Cert, o.Socket, o.PassphraseFile, o.PINFile
 	cert, err := backend.ReadEntity(certPath)
 	if err != nil {
 		return nil, err
@@ -93,7 +96,7 @@ func OpenWithPIN(certPath, socket, passphraseFile, pinFile string, now time.Time
 	}
 	var pass []byte
 	if passphraseFile != "" {
-		if pass, err = keyfile.ReadPassphrase(passphraseFile); err != nil {
+		if pass, err = backend.ReadPassphrase(passphraseFile); err != nil {
 			return nil, err
 		}
 	}

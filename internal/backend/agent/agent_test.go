@@ -174,7 +174,7 @@ func (g *gnupg) keyFile(pk *packet.PublicKey) string {
 
 func open(t *testing.T, cert, socket, pass string) *backend.Key {
 	t.Helper()
-	key, err := Open(cert, socket, pass, time.Now())
+	key, err := Open(Options{Cert: cert, Socket: socket, PassphraseFile: pass}, time.Now())
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -253,7 +253,7 @@ func TestAgentRedirect(t *testing.T) {
 
 	rel := filepath.Join(t.TempDir(), "S.rel")
 	os.WriteFile(rel, []byte("%Assuan%\nsocket=S.gpg-agent\n"), 0o600)
-	if _, err := Open(writeCert(t, e), rel, "", time.Now()); !errors.Is(err, ErrNoSocket) {
+	if _, err := Open(Options{Cert: writeCert(t, e), Socket: rel}, time.Now()); !errors.Is(err, ErrNoSocket) {
 		t.Fatalf("relative redirection: got %v, want ErrNoSocket", err)
 	}
 }
@@ -298,7 +298,7 @@ func TestAgentFailures(t *testing.T) {
 		}
 	})
 	t.Run("socket-missing", func(t *testing.T) {
-		_, err := Open(plainCert, filepath.Join(g.home, "no-such-socket"), "", time.Now())
+		_, err := Open(Options{Cert: plainCert, Socket: filepath.Join(g.home, "no-such-socket")}, time.Now())
 		if !errors.Is(err, ErrNoSocket) {
 			t.Fatalf("got %v, want ErrNoSocket", err)
 		}
@@ -312,14 +312,14 @@ func TestAgentFailures(t *testing.T) {
 		}
 		l.SetUnlinkOnClose(false)
 		l.Close()
-		_, err = Open(plainCert, p, "", time.Now())
+		_, err = Open(Options{Cert: plainCert, Socket: p}, time.Now())
 		if !errors.Is(err, ErrNoSocket) {
 			t.Fatalf("got %v, want ErrNoSocket", err)
 		}
 	})
 	t.Run("no-matching-key", func(t *testing.T) {
 		other := newKey(t, "other", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, Curve: packet.Curve25519})
-		_, err := Open(writeCert(t, other), g.socket, "", time.Now())
+		_, err := Open(Options{Cert: writeCert(t, other), Socket: g.socket}, time.Now())
 		var ne *NoKeyError
 		if !errors.As(err, &ne) || ne.Fingerprint != backend.Fingerprint(other.PrimaryKey) || len(ne.Keygrips) != 1 {
 			t.Fatalf("got %v, want *NoKeyError for the certificate", err)

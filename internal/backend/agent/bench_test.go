@@ -35,13 +35,13 @@ func BenchmarkSign1KiB(b *testing.B) {
 	for _, k := range keys {
 		e := newKey(b, k.name, k.cfg)
 		g.importSecret(e)
-		ak, err := Open(writeCert(b, e), g.socket, "", time.Now())
+		ak, err := Open(Options{Cert: writeCert(b, e), Socket: g.socket}, time.Now())
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { ak.Close() })
 		opened["agent"][k.name] = ak
-		fk, err := keyfile.Open(writeSecret(b, e), "", time.Now())
+		fk, err := keyfile.Open(keyfile.Options{Key: writeSecret(b, e)}, time.Now())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -93,7 +93,7 @@ func BenchmarkCardSign1KiB(b *testing.B) {
 	b.Cleanup(func() { card.Close() })
 	e := newKey(b, "soft-rsa2048", &packet.Config{Algorithm: packet.PubKeyAlgoRSA, RSABits: 2048})
 	r.g.GPG(armoredSecret(b, e), "--import")
-	soft, err := Open(writeCert(b, e), r.g.Socket, "", time.Now())
+	soft, err := Open(Options{Cert: writeCert(b, e), Socket: r.g.Socket}, time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}

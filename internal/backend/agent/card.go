@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/signstar/signstar/internal/backend/keyfile"
+	"github.com/signstar/signstar/internal/backend"
 )
 
 // GuardRetries is the number of PIN attempts left at which signstar stops
@@ -194,7 +194,7 @@ func (s *Signer) attachCard(pinFile string) error {
 	if s.noLoopback != nil {
 		return fmt.Errorf("%w: the card's PIN from pin_file needs allow-loopback-pinentry in gpg-agent.conf", s.noLoopback)
 	}
-	pin, err := keyfile.ReadPassphrase(pinFile)
+	pin, err := backend.ReadPassphrase(pinFile)
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,7 @@ func newCardRig(t testing.TB) *cardRig {
 }
 
 func (r *cardRig) open(pinFile string) (*backend.Key, error) {
-	return OpenWithPIN(r.cert, r.g.Socket, "", pinFile, time.Now())
+	return Open(Options{Cert: r.cert, Socket: r.g.Socket, PINFile: pinFile}, time.Now())
 }
 
 func (r *cardRig) sign(k *backend.Key) ([]byte, error) {
@@ -172,7 +172,7 @@ func TestCardPINGuard(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		k, err := OpenWithPIN(r.cert, strings.TrimSpace(extra), "", r.pin, time.Now())
+		k, err := Open(Options{Cert: r.cert, Socket: strings.TrimSpace(extra), PINFile: r.pin}, time.Now())
 		if err == nil {
 			k.Close()
 			t.Fatal("opened a card key through the restricted socket")
@@ -315,7 +315,7 @@ func TestCardKeyToCard(t *testing.T) {
 			if err := os.WriteFile(cert, []byte(g.GPG(nil, "--export", "--armor", fpr)), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			k, err := OpenWithPIN(cert, g.Socket, "", pin, time.Now())
+			k, err := Open(Options{Cert: cert, Socket: g.Socket, PINFile: pin}, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -140,7 +140,7 @@ func TestGnuPGChoice(t *testing.T) {
 			if c.Signer == "" {
 				// gpg cannot sign either: the agent has no signing key.
 				var ne *NoKeyError
-				if _, err := Open(cert, g.socket, "", time.Now()); !errors.As(err, &ne) {
+				if _, err := Open(Options{Cert: cert, Socket: g.socket}, time.Now()); !errors.As(err, &ne) {
 					t.Fatalf("Open: got %v, want *NoKeyError", err)
 				}
 				return

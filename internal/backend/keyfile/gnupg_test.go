@@ -32,7 +32,7 @@ func TestGnuPGChoice(t *testing.T) {
 			if err := os.WriteFile(path, c.Secret, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			key, err := Open(path, "", time.Now())
+			key, err := Open(Options{Key: path}, time.Now())
 			if c.Signer == "" {
 				// gpg cannot sign either: no signing key's secret.
 				if err == nil || !strings.Contains(err.Error(), "holds no secret of the signing keys") {

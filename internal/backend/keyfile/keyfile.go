@@ -26,10 +26,17 @@ var ErrPassphrase = errors.New("wrong passphrase for the key")
 // ErrNeedPassphrase means the key is encrypted and no passphrase_file is set.
 var ErrNeedPassphrase = errors.New("the key is passphrase-protected and the profile has no passphrase_file")
 
-// Open reads the secret key at path, decrypts it with the passphrase in
-// passphraseFile (if not empty) and returns its signing key. Both files must
-// not be open to group or others.
-func Open(path, passphraseFile string, now time.Time) (*backend.Key, error) {
+// Options are a key file profile's: [profile] key and passphrase_file.
+type Options struct {
+	Key            string // the secret key file
+	PassphraseFile string // "" for a key without a passphrase
+}
+
+// Open reads the secret key o.Key, decrypts it with the passphrase in
+// o.PassphraseFile (if not empty) and returns its signing key. Both files
+// must not be open to group or others.
+func Open(o Options, now time.Time) (*backend.Key, error) {
+	path, passphraseFile := o.Key, o.PassphraseFile
 	if err := backend.CheckPrivate(path); err != nil {
 		return nil, err
 	}
@@ -58,7 +65,7 @@ func Open(path, passphraseFile string, now time.Time) (*backend.Key, error) {
 		if passphraseFile == "" {
 			return nil, ErrNeedPassphrase
 		}
-		pass, err := ReadPassphrase(passphraseFile)
+		pass, err := backend.ReadPassphrase(o.PassphraseFile)
 		if err != nil {
 			return nil, err
 		}
@@ -99,29 +106,6 @@ func anySecret(e *openpgp.Entity) bool {
 		}
 	}
 	return false
-}
-
-// ReadPassphrase reads a passphrase or PIN file: its first line, without the
-// newline. The file must not be open to group or others.
-func ReadPassphrase(path string) ([]byte, error) {
-	if err := backend.CheckPrivate(path); err != nil {
-		return nil, err
-	}
-	data, err := backend.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	line := data
-	if i := bytes.IndexByte(data, '\n'); i >= 0 {
-		line = data[:i]
-	}
-	line = bytes.TrimSuffix(line, []byte("\r"))
-	out := bytes.Clone(line)
-	clear(data)
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s is empty", path)
-	}
-	return out, nil
 }
 
 // Signer adapts a decrypted go-crypto private key to a crypto.Signer with the

@@ -10,8 +10,6 @@ package piv
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"errors"
 	"fmt"
 	"io"
@@ -24,8 +22,7 @@ import (
 	pivgo "github.com/go-piv/piv-go/v2/piv"
 
 	"github.com/signstar/signstar/internal/backend"
-	"github.com/signstar/signstar/internal/backend/keyfile"
-	"github.com/signstar/signstar/internal/config"
+	"github.com/signstar/signstar/internal/signer"
 )
 
 // GuardRetries is the number of PIN attempts left at which signstar stops
@@ -57,10 +54,18 @@ func ParseSlot(name string) (pivgo.Slot, error) {
 	return pivgo.Slot{}, fmt.Errorf("%q is not a PIV slot: use 9a, 9c, 9d, 9e or 82-95", name)
 }
 
-// Open reads the certificate at certPath, opens the card in the reader whose
-// name contains cfg.Reader, checks that cfg.Slot holds the certificate's
+// Options are a piv profile's: [profile] key and [profile.piv].
+type Options struct {
+	Cert    string // the certificate `signstar piv setup` wrote
+	Reader  string // a part of the reader's name
+	Slot    string // "9a", "9c", "9d", "9e" or a retired slot "82".."95"
+	PINFile string
+}
+
+// Open reads the certificate o.Cert, opens the card in the reader whose
+// name contains o.Reader, checks that o.Slot holds the certificate's
 // signing key and returns a key that signs with it. The PIN from
-// cfg.PINFile is read now (before any sandbox) and presented at Sign.
+// o.PINFile is read now (before any sandbox) and presented at Sign.
 //
 // The card is released before Open returns: other sessions may use it
 // while the artifact is read. Open keeps a pcscd connection instead
@@ -68,7 +73,8 @@ func ParseSlot(name string) (pivgo.Slot, error) {
 // exclusively, waiting up to OpenTimeout while another session holds it,
 // and releases it afterwards: signing needs no new file or socket. Sign
 // refuses a card whose slot no longer holds the same key.
-func Open(certPath string, cfg config.PIV, now time.Time) (*backend.Key, error) {
+func Open(o Options, now time.Time) (*backend.Key, error) {
+	certPath, cfg := o.Cert, o
 	e, err := backend.ReadEntity(certPath)
 	if err != nil {
 		return nil, err
@@ -122,7 +128,7 @@ func readPIN(path string) ([]byte, error) {
 	if path == "" {
 		return nil, errors.New("no pin_file: the card's PIN is needed to sign")
 	}
-	pin, err := keyfile.ReadPassphrase(path)
+	pin, err := backend.ReadPassphrase(path)
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +303,7 @@ func endSession(yk *pivgo.YubiKey) error {
 func (s *cardSigner) match(keys []*packet.PublicKey) (*packet.PublicKey, error) {
 	cardFP := ""
 	for _, k := range keys {
-		pk, _, err := publicKey(s.pub, k.CreationTime)
+		pk, _, err := signer.PublicKey(s.pub, k.CreationTime)
 		if err != nil {
 			return nil, err
 		}
@@ -332,9 +338,11 @@ func (s *cardSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts)
 	if s.closed {
 		return nil, errors.New("the card is closed")
 	}
-	if ec, ok := s.Public().(*ecdsa.PublicKey); ok && ec.Curve == elliptic.P384() && opts.HashFunc().Size() < 48 {
-		// GnuPG rejects such signatures ("requires a 384 bit or larger hash").
-		return nil, fmt.Errorf("an ECDSA P-384 key needs a hash of 384 bits or more, not %v: set hash = \"sha512\" in the profile", opts.HashFunc())
+	if s.cert != nil {
+		// Before the PIN is tried: a signature GnuPG would reject.
+		if err := backend.CheckHash(s.cert, opts.HashFunc()); err != nil {
+			return nil, err
+		}
 	}
 	if s.reader != "" { // else Setup holds the card, read
 		yk, err := claim(s.reader)

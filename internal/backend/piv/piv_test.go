@@ -14,7 +14,6 @@ import (
 	pivgo "github.com/go-piv/piv-go/v2/piv"
 
 	"github.com/signstar/signstar/internal/backend"
-	"github.com/signstar/signstar/internal/config"
 	"github.com/signstar/signstar/internal/pivemu"
 	"github.com/signstar/signstar/internal/signer"
 	"github.com/signstar/signstar/internal/testenv"
@@ -66,7 +65,7 @@ func (r *rig) setup(slot, alg string) string {
 }
 
 func (r *rig) open(cert, slot, pinFile string) (*backend.Key, error) {
-	return Open(cert, config.PIV{Reader: "Virtual PCD", Slot: slot, PINFile: pinFile}, testNow.Add(time.Hour))
+	return Open(Options{Cert: cert, Reader: "Virtual PCD", Slot: slot, PINFile: pinFile}, testNow.Add(time.Hour))
 }
 
 func (r *rig) sign(k *backend.Key, data []byte) ([]byte, error) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/signstar/signstar/internal/backend"
 	"github.com/signstar/signstar/internal/backend/keyfile"
+	"github.com/signstar/signstar/internal/signer"
 )
 
 // SetupOptions say what `piv setup` puts on the card.
@@ -135,12 +136,12 @@ func Setup(o SetupOptions) (out []byte, err error) {
 	if err := s.read(yk); err != nil {
 		return nil, err
 	}
-	pk, raw, err := publicKey(s.pub, created)
+	pk, raw, err := signer.PublicKey(s.pub, created)
 	if err != nil {
 		return nil, err
 	}
 	if imported != nil {
-		want, _, err := publicKey(imported.Public(), created)
+		want, _, err := signer.PublicKey(imported.Public(), created)
 		if err != nil || string(want.Fingerprint) != string(pk.Fingerprint) {
 			return nil, fmt.Errorf("the card does not hold the imported key after IMPORT")
 		}
@@ -149,7 +150,7 @@ func Setup(o SetupOptions) (out []byte, err error) {
 	if sigTime.Before(created) {
 		sigTime = created
 	}
-	cert, err := certify(pk, raw, o.UID, s, sigTime)
+	cert, err := signer.Certify(pk, raw, o.UID, s, sigTime)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +186,7 @@ func checkUID(uid string) error {
 // readImport opens the signing key of an OpenPGP secret key file as a Go
 // key piv-go can import, with the key's creation time.
 func readImport(path, passFile string, now time.Time) (crypto.Signer, time.Time, error) {
-	k, err := keyfile.Open(path, passFile, now)
+	k, err := keyfile.Open(keyfile.Options{Key: path, PassphraseFile: passFile}, now)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("--import %s: %w", path, err)
 	}
@@ -210,7 +211,7 @@ func readImport(path, passFile string, now time.Time) (crypto.Signer, time.Time,
 // readManagementKey reads a hex management key (24 bytes for 3DES; 16, 24
 // or 32 for AES) from a private file.
 func readManagementKey(path string) ([]byte, error) {
-	line, err := keyfile.ReadPassphrase(path)
+	line, err := backend.ReadPassphrase(path)
 	if err != nil {
 		return nil, err
 	}

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
-
-	"github.com/signstar/signstar/internal/config"
 )
 
 // Check opens the TPM of cfg as signing does, before the lock-down, and says
@@ -16,7 +14,7 @@ import (
 // descriptor it opens is the one the sandbox keeps; after the lock-down
 // signing only reads and writes it, which the seccomp filter allows. An
 // error means signing with this profile will fail.
-func Check(cfg config.TPM) (string, error) {
+func Check(cfg Options) (string, error) {
 	c, err := dial(cfg.Device)
 	if err != nil {
 		return "", err

@@ -10,8 +10,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"github.com/signstar/signstar/internal/backend"
-	"github.com/signstar/signstar/internal/backend/keyfile"
-	"github.com/signstar/signstar/internal/backend/selfcert"
+	"github.com/signstar/signstar/internal/signer"
 )
 
 // SetupOptions say what `tpm setup` makes.
@@ -66,7 +65,7 @@ func Setup(o SetupOptions) (*SetupResult, error) {
 	var auth []byte
 	if o.AuthFile != "" {
 		var err error
-		if auth, err = keyfile.ReadPassphrase(o.AuthFile); err != nil {
+		if auth, err = backend.ReadPassphrase(o.AuthFile); err != nil {
 			return nil, err
 		}
 		defer clear(auth)
@@ -148,11 +147,11 @@ func Setup(o SetupOptions) (*SetupResult, error) {
 		return nil, err
 	}
 	defer flush(c, s.handle)
-	pk, raw, err := selfcert.PublicKey(pa.pub, created)
+	pk, raw, err := signer.PublicKey(pa.pub, created)
 	if err != nil {
 		return nil, err
 	}
-	cert, err := selfcert.Certify(pk, raw, o.UID, s, created)
+	cert, err := signer.Certify(pk, raw, o.UID, s, created)
 	if err != nil {
 		return nil, fmt.Errorf("self-signing the certificate in the TPM: %w", err)
 	}

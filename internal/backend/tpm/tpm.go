@@ -33,17 +33,26 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/signstar/signstar/internal/backend"
-	"github.com/signstar/signstar/internal/backend/keyfile"
-	"github.com/signstar/signstar/internal/backend/selfcert"
-	"github.com/signstar/signstar/internal/config"
+	"github.com/signstar/signstar/internal/signer"
 )
 
-// Open reads the certificate at certPath and the key blob cfg.KeyBlob,
-// opens the TPM at cfg.Device, loads the key and checks, before any
+// Options are a tpm profile's: [profile] key and [profile.tpm] (see
+// config.TPM for each).
+type Options struct {
+	Cert     string
+	Device   string
+	PCRs     []int
+	AuthFile string
+	KeyBlob  string
+}
+
+// Open reads the certificate o.Cert and the key blob o.KeyBlob,
+// opens the TPM at o.Device, loads the key and checks, before any
 // artifact is read, that the certificate's signing key is the TPM's key and
 // that the PCRs it is bound to still hold their values (PCRError). The
 // returned key holds the TPM open (its descriptor in Key.FDs) until Close.
-func Open(certPath string, cfg config.TPM, now time.Time) (*backend.Key, error) {
+func Open(o Options, now time.Time) (*backend.Key, error) {
+	certPath, cfg := o.Cert, o
 	e, err := backend.ReadEntity(certPath)
 	if err != nil {
 		return nil, err
@@ -65,7 +74,7 @@ func Open(certPath string, cfg config.TPM, now time.Time) (*backend.Key, error) 
 	}
 	var auth []byte
 	if cfg.AuthFile != "" {
-		if auth, err = keyfile.ReadPassphrase(cfg.AuthFile); err != nil {
+		if auth, err = backend.ReadPassphrase(cfg.AuthFile); err != nil {
 			return nil, err
 		}
 	}
@@ -240,7 +249,7 @@ func (s *tpmSigner) checkPCRs() error {
 // match returns the certificate key that is the TPM's key.
 func (s *tpmSigner) match(keys []*packet.PublicKey) (*packet.PublicKey, error) {
 	for _, k := range keys {
-		pk, _, err := selfcert.PublicKey(s.pa.pub, k.CreationTime)
+		pk, _, err := signer.PublicKey(s.pa.pub, k.CreationTime)
 		if err != nil {
 			return nil, err
 		}

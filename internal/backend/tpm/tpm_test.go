@@ -14,7 +14,6 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 
 	"github.com/signstar/signstar/internal/backend"
-	"github.com/signstar/signstar/internal/config"
 	"github.com/signstar/signstar/internal/signer"
 	"github.com/signstar/signstar/internal/swtpmtest"
 	"github.com/signstar/signstar/internal/testenv"
@@ -44,7 +43,7 @@ func (r *rig) file(name, content string, mode os.FileMode) string {
 
 // setup provisions a key as `tpm setup` does and writes its blob and
 // certificate; it returns the profile's [profile.tpm] and the certificate.
-func (r *rig) setup(name, algo, authFile string, pcrs ...int) (config.TPM, string) {
+func (r *rig) setup(name, algo, authFile string, pcrs ...int) (Options, string) {
 	r.t.Helper()
 	blobPath := filepath.Join(r.dir, name+".tpmkey")
 	res, err := Setup(SetupOptions{Device: r.tpm.Socket, Algo: algo, UID: "TPM Signer <tpm@example.org>", PCRs: pcrs, AuthFile: authFile, KeyBlob: blobPath, Now: testNow})
@@ -54,11 +53,12 @@ func (r *rig) setup(name, algo, authFile string, pcrs ...int) (config.TPM, strin
 	os.Remove(blobPath)
 	r.file(name+".tpmkey", string(res.Blob), 0o600)
 	cert := r.file(name+".asc", string(res.Cert), 0o644)
-	return config.TPM{Device: r.tpm.Socket, PCRs: pcrs, AuthFile: authFile, KeyBlob: blobPath}, cert
+	return Options{Device: r.tpm.Socket, PCRs: pcrs, AuthFile: authFile, KeyBlob: blobPath}, cert
 }
 
-func (r *rig) open(cfg config.TPM, cert string) (*backend.Key, error) {
-	return Open(cert, cfg, testNow.Add(time.Hour))
+func (r *rig) open(o Options, cert string) (*backend.Key, error) {
+	o.Cert = cert
+	return Open(o, testNow.Add(time.Hour))
 }
 
 func (r *rig) sign(k *backend.Key, data []byte, h crypto.Hash) ([]byte, error) {
