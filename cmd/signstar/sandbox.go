@@ -11,12 +11,8 @@ import (
 	"github.com/signstar/signstar/internal/sandbox"
 )
 
-// sandboxSimulate names sandbox parts ("landlock", "seccomp", comma-separated)
-// to treat as missing from the kernel. Only tests set it, at build time
-// (go build -ldflags "-X main.sandboxSimulate=landlock"); nothing a user or
-// client sends can reach it.
-var sandboxSimulate string
-
+// simulatedParts are the sandbox parts a test build treats as missing
+// (sandboxSimulate, hooks_testhooks.go); none in a release binary.
 func simulatedParts() sandbox.Parts {
 	var p sandbox.Parts
 	for _, w := range strings.Split(sandboxSimulate, ",") {

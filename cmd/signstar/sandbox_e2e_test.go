@@ -24,11 +24,12 @@ import (
 	"github.com/signstar/signstar/internal/testenv"
 )
 
-// buildSignstar builds the real binary; ldflags may set test-only variables.
+// buildSignstar builds the real binary with the test hooks
+// (hooks_testhooks.go), which ldflags may set.
 func buildSignstar(t *testing.T, dir, ldflags string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "signstar")
-	cmd := exec.Command("go", "build", "-o", bin, "-ldflags", ldflags, ".")
+	cmd := exec.Command("go", "build", "-tags", "testhooks", "-o", bin, "-ldflags", ldflags, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as make build does
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

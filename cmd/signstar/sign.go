@@ -69,14 +69,7 @@ func (r *run) report(res request.Result) int {
 	return res.Exit
 }
 
-// idleTimeoutForTests, set with -ldflags -X, replaces request.IdleTimeout.
-var idleTimeoutForTests string
-
-// signalGraceForTests, set with -ldflags -X, replaces request.SignalGrace
-// so that a test can see both phases.
-var signalGraceForTests string
-
-// overridden is d, or the duration a test set with -ldflags -X.
+// overridden is d, or the duration a test set (hooks_testhooks.go).
 func overridden(d time.Duration, forTests string) time.Duration {
 	if t, err := time.ParseDuration(forTests); err == nil {
 		return t

@@ -384,9 +384,6 @@ func (tx *Tx) lineBefore(end int64) ([]byte, error) {
 	return buf, nil
 }
 
-// Last returns the sequence number of the last record (0 for an empty log).
-func (tx *Tx) Last() uint64 { return tx.lastSeq }
-
 // Scan calls fn with the records from the newest to the oldest until fn
 // returns false.
 func (tx *Tx) Scan(fn func(*Record) bool) error {

@@ -13,7 +13,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -146,9 +145,6 @@ func ParseEntity(data []byte) (*openpgp.Entity, error) {
 	}
 	return el[0], nil
 }
-
-// ErrNoSigningKey means the certificate has no usable key that may sign.
-var ErrNoSigningKey = errors.New("no valid key with the signing flag")
 
 // KeyError explains why a certificate cannot be used at all.
 type KeyError struct {

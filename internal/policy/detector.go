@@ -144,9 +144,6 @@ func (d *Detector) Close() {
 	}
 }
 
-// Observed is how many bytes the Detector has seen.
-func (d *Detector) Observed() int64 { return d.n }
-
 type decoder func(r *bufio.Reader, lim Limits) (io.Reader, func(), error)
 
 // compression picks the decoder for the magic at the start of head.

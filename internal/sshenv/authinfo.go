@@ -12,7 +12,7 @@ import (
 // line is about 2.8 KiB).
 const MaxAuthInfo = 64 << 10
 
-// authInfoPath is the name OpenSSH gives the file: session.c
+// isAuthInfoPath reports whether p is the name OpenSSH gives the file: session.c
 // prepare_auth_info_file calls mkstemp("/tmp/sshauth.XXXXXXXXXXXXXXX") as
 // the user, whatever TMPDIR says, and glibc fills the X with [A-Za-z0-9].
 func isAuthInfoPath(p string) bool {

@@ -185,8 +185,6 @@ type Signer struct {
 // Public returns the standard-library form of the signing key.
 func (s *Signer) Public() crypto.PublicKey { return s.public }
 
-// Keygrip is the keygrip of the key that signs.
-func (s *Signer) Keygrip() Keygrip { return s.grip }
 
 // Close ends the session and forgets the passphrase.
 func (s *Signer) Close() error {
