@@ -8,7 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/signstar/signstar/internal/request"
-	"github.com/signstar/signstar/internal/sandbox"
 )
 
 // No stack trace ever reaches a client. Three things see to it:
@@ -85,31 +84,4 @@ func (r *run) recovered(p any) int {
 		return r.report(r.rq.Crashed(reason))
 	}
 	return r.fail(exitFailed, reason)
-}
-
-// crashForTests, set with -ldflags -X, makes a sign request crash once its
-// sandbox is up: "panic" panics on the main goroutine, "goroutine" panics
-// on another one, which no recover reaches. Only tests set it.
-var crashForTests string
-
-// lockdownForTests is sandbox.Lockdown, followed by the crash that
-// crashForTests asks for.
-func lockdownForTests(o sandbox.Options) (sandbox.Report, error) {
-	rep, err := sandbox.Lockdown(o)
-	crashIfTesting()
-	return rep, err
-}
-
-func crashIfTesting() {
-	switch crashForTests {
-	case "panic":
-		panic("crash for tests\nsecond line")
-	case "goroutine":
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			panic("crash for tests on another goroutine")
-		}()
-		<-done
-	}
 }

@@ -2,6 +2,8 @@
 
 package main
 
+import "github.com/signstar/signstar/internal/sandbox"
+
 // The test hooks exist only in a binary built with -tags testhooks
 // (hooks_testhooks.go). Here they are constants: nothing in the release
 // binary can switch a sandbox part off or change a timeout, and no symbol
@@ -13,4 +15,9 @@ const (
 	sandboxSimulate     = ""
 	idleTimeoutForTests = ""
 	signalGraceForTests = ""
+	crashForTests       = ""
 )
+
+// lockdownForTests is not reached without the tag (crashForTests is ""),
+// and the compiler leaves it out.
+func lockdownForTests(o sandbox.Options) (sandbox.Report, error) { return sandbox.Lockdown(o) }

@@ -2,6 +2,8 @@
 
 package main
 
+import "github.com/signstar/signstar/internal/sandbox"
+
 // Test hooks, set with -ldflags -X in a binary built with -tags testhooks
 // (the cmd/signstar e2e tests' buildSignstar); `make build` leaves them out
 // (hooks.go). Nothing a user or client sends can reach them.
@@ -14,4 +16,30 @@ var (
 	// signalGraceForTests replaces request.SignalGrace, so that a test can
 	// see both phases.
 	signalGraceForTests string
+	// crashForTests makes a sign request crash once its sandbox is up:
+	// "panic" panics on the main goroutine, "goroutine" panics on another
+	// one, which no recover reaches.
+	crashForTests string
 )
+
+// lockdownForTests is sandbox.Lockdown, followed by the crash that
+// crashForTests asks for.
+func lockdownForTests(o sandbox.Options) (sandbox.Report, error) {
+	rep, err := sandbox.Lockdown(o)
+	crashIfTesting()
+	return rep, err
+}
+
+func crashIfTesting() {
+	switch crashForTests {
+	case "panic":
+		panic("crash for tests\nsecond line")
+	case "goroutine":
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			panic("crash for tests on another goroutine")
+		}()
+		<-done
+	}
+}
