@@ -185,7 +185,6 @@ type Signer struct {
 // Public returns the standard-library form of the signing key.
 func (s *Signer) Public() crypto.PublicKey { return s.public }
 
-
 // Close ends the session and forgets the passphrase.
 func (s *Signer) Close() error {
 	s.mu.Lock()
