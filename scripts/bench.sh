@@ -64,11 +64,12 @@ done
 cp testdata/keys/protected.pass "$work/keys/protected.pass"
 chmod 600 "$work/keys/protected.pass"
 
-config() { # NAME KEY MODE [PASSFILE]
+config() { # NAME KEY MODE [PASSFILE [RATE]]
 	{
 		printf '[audit]\npath = "%s/audit-%s.jsonl"\n\n[sandbox]\nmode = "%s"\n\n' "$work" "$1" "$3"
 		printf '[[profile]]\nname = "bench"\nbackend = "keyfile"\nkey = "%s"\n' "$2"
 		[ -n "${4:-}" ] && printf 'passphrase_file = "%s"\n' "$4"
+		[ -n "${5:-}" ] && printf 'rate = "%s"\n' "$5"
 		printf 'max_size = "8GiB"\nkinds = ["any"]\nusers = ["%s"]\n' "$(id -un)"
 	} >"$work/$1.toml"
 }
@@ -80,6 +81,14 @@ if ! "$signstar" --config "$work/probe.toml" sandbox check >/dev/null 2>&1; then
 fi
 for k in ed25519 rsa3072; do config "$k" "$work/keys/$k.key" "$mode"; done
 config protected "$work/keys/protected.key" "$mode" "$work/keys/protected.pass"
+# The rate check against an empty log and against one of a million records
+# (issue 12): a rated profile, its window full of refusals.
+for l in rateempty ratebig; do config "$l" "$work/keys/ed25519.key" "$mode" "" "1000/30d"; done
+biglog_records=1000000
+[ "$quick" = 1 ] && biglog_records=200000
+say "writing a $biglog_records-record audit log and its index"
+"$bt" biglog -records "$biglog_records" -signed 10 -key "$work/keys/ed25519.key" -profile bench -out "$work/audit-ratebig.jsonl" 2>"$work/biglog.txt"
+cat "$work/biglog.txt" >&2
 
 say "importing the keys into a throwaway GnuPG home, warming gpg-agent"
 gpg --batch --quiet --import "$work/keys/ed25519.key" "$work/keys/rsa3072.key" 2>/dev/null
@@ -135,6 +144,11 @@ while IFS= read -r c; do set -- "$@" "$c"; done <<EOF
 $(cmds rsa3072 "$fpr_rsa3072")
 EOF
 "$bt" time -runs "$(runs_for 1KiB)" -in "$work/in-1KiB" -label rsa3072-1KiB-file "$@" | tee -a "$results" >&2
+
+say "timing 1 KiB with a rate, empty log vs $biglog_records records"
+"$bt" time -runs "$(runs_for 1KiB)" -in "$work/in-1KiB" -label rate-1KiB-file \
+	"empty-log=$signstar --config $work/rateempty.toml sign" \
+	"big-log=$signstar --config $work/ratebig.toml sign" | tee -a "$results" >&2
 
 say "timing the S2K of a passphrase-protected key (GnuPG's iterated+salted default)"
 "$bt" time -runs "$(runs_for 1KiB)" -in "$work/in-1KiB" -label s2k-1KiB-file \
@@ -210,6 +224,11 @@ report="$work/report.md"
 		$1 == "s2k-1KiB-file" { med[$2] = $4 }
 		END {
 			printf "\n**S2K per session**: a passphrase-protected Ed25519 key (iterated+salted S2K, SHA-1, count %s, as GnuPG exports it) costs %.1f ms more per signing process than the same kind of key unprotected (%.1f vs %.1f ms median, x %.2f).\n", count, (med["protected"] - med["unprotected"]) * 1000, med["protected"] * 1000, med["unprotected"] * 1000, med["protected"] / med["unprotected"]
+		}' "$results"
+	awk -F'\t' -v recs="$biglog_records" -v gen="$(sed 's/^biglog: //' "$work/biglog.txt")" '
+		$1 == "rate-1KiB-file" { med[$2] = $4; runs = $3 }
+		END {
+			printf "\n**Rate check, 1 KiB** (%d runs each, interleaved; profile rate 1000/30d): against a log of %d records in the window (refusals from 250 clients, 10 signatures; %s) x %.3f of against an empty log (%.1f vs %.1f ms median).\n", runs, recs, gen, med["big-log"] / med["empty-log"], med["big-log"] * 1000, med["empty-log"] * 1000
 		}' "$results"
 	echo
 	echo "**Peak RSS, /usr/bin/time -v** (one run each, from the file unless named; gpg's figure leaves out gpg-agent, which holds the key and signs)"

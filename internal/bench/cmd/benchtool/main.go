@@ -15,6 +15,10 @@
 //	    command is signstar for a plain login and `cat > /dev/null` for the
 //	    login that asks for "devnull", and times both with FILE on stdin,
 //	    interleaved; verifies the signature with gpgv.
+//	benchtool biglog -records N -signed S -key KEYFILE -profile P -out LOG
+//	    writes an audit log of N records over the last 29 days (S of them
+//	    signed by KEYFILE for profile P, the rest refusals from 250 clients)
+//	    and its index, for the rate check's figure.
 //
 // CMD is split on spaces: no quoting, so paths must not contain spaces
 // (bench.sh works in a fresh mktemp directory).
@@ -38,7 +42,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchtool gen|time|ssh ...")
+		fmt.Fprintln(os.Stderr, "usage: benchtool gen|time|ssh|biglog ...")
 		os.Exit(2)
 	}
 	var err error
@@ -49,6 +53,8 @@ func main() {
 		err = timeCmd(os.Args[2:])
 	case "ssh":
 		err = sshCmd(os.Args[2:])
+	case "biglog":
+		err = biglog(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
 	}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bufio"
+	"crypto"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/signstar/signstar/internal/audit"
+	"github.com/signstar/signstar/internal/backend"
+	"github.com/signstar/signstar/internal/backend/keyfile"
+	"github.com/signstar/signstar/internal/signer"
+)
+
+// biglog writes an audit log of n records spread over the last span, as a
+// busy enclave's would be: refusals and failures from many clients (rate
+// refusals of the profile, unknown commands), and signed records of the
+// profile, real signatures by key made at their records' times (audit
+// verify checks them). The chain is made here line by line, without a lock
+// or an fsync per record; the index then comes from audit.Rebuild, as
+// `signstar audit rebuild` makes it.
+func biglog(args []string) error {
+	fs := flag.NewFlagSet("biglog", flag.ContinueOnError)
+	n := fs.Int("records", 1000000, "records")
+	signed := fs.Int("signed", 10, "of them signed")
+	span := fs.Duration("span", 29*24*time.Hour, "the records' times spread over this much before now")
+	keyPath := fs.String("key", "", "OpenPGP key file that signs the signed records")
+	profile := fs.String("profile", "bench", "profile of the signed records and rate refusals")
+	out := fs.String("out", "", "log to write (must not exist)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" || *keyPath == "" || *n <= 0 || *signed < 0 || *signed > *n {
+		return errors.New("biglog needs -out, -key and 0 <= -signed <= -records")
+	}
+	key, err := keyfile.Open(*keyPath, "", time.Now())
+	if err != nil {
+		return err
+	}
+	defer key.Close()
+	fpr := backend.Fingerprint(key.Public)
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	start := time.Now()
+	first := start.Add(-*span)
+	step := *span / time.Duration(*n)
+	every := *n + 1
+	if *signed > 0 {
+		every = *n / *signed
+	}
+	prev := audit.ZeroHash
+	for i := 0; i < *n; i++ {
+		t := first.Add(time.Duration(i) * step).UTC()
+		r := &audit.Record{
+			Seq: uint64(i + 1), Time: t.Format(audit.TimeFormat), User: "signer",
+			Client: fmt.Sprintf("198.51.100.%d", i%250), Sandbox: "landlock=7,seccomp,nnp", Prev: prev,
+		}
+		switch {
+		case i%every == every-1:
+			in, err := signer.Read(strings.NewReader(fmt.Sprintf("artifact %d\n", i)), crypto.SHA256, 0, nil)
+			if err != nil {
+				return err
+			}
+			sig, err := signer.Sign(in, key, t)
+			if err != nil {
+				return err
+			}
+			r.Command, r.Profile, r.Outcome = "sign", *profile, audit.Signed
+			r.Size, r.Digest, r.Key, r.Signature = in.Size, in.DigestString(), fpr, base64.StdEncoding.EncodeToString(sig)
+		case i%3 == 0:
+			r.Command, r.Outcome, r.Reason = "bogus", audit.Refused, `unknown command "bogus": use sign, pubkey or version`
+		default:
+			r.Command, r.Profile, r.Outcome = "sign", *profile, audit.Refused
+			r.Reason, r.Size, r.Digest = "rate 1/30d reached (last signed "+first.UTC().Format(time.RFC3339)+")", 1024, "sha256:"+strings.Repeat("ab", 32)
+		}
+		line, err := r.Marshal()
+		if err != nil {
+			return err
+		}
+		w.Write(line)
+		w.WriteByte('\n')
+		prev = audit.LineHash(line)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	wrote := time.Since(start)
+	res, err := audit.Rebuild(*out, time.Minute)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "biglog: %d records (%d signed) written in %v, indexed by audit rebuild in %v\n",
+		res.Records, *signed, wrote.Round(time.Millisecond), (time.Since(start) - wrote).Round(time.Millisecond))
+	return nil
+}
