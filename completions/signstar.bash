@@ -165,7 +165,7 @@ _signstar()
 		;;
 	audit)
 		if [ -z "$sub" ]; then
-			COMPREPLY=($(compgen -W "verify" -- "$cur"))
+			COMPREPLY=($(compgen -W "verify rebuild" -- "$cur"))
 			return
 		fi
 		compopt -o filenames 2>/dev/null

@@ -38,8 +38,10 @@ complete -c signstar -n '__fish_seen_subcommand_from pubkey' -l profile -x -a '(
 complete -c signstar -n '__fish_seen_subcommand_from keygen' -l uid -x -d 'the user ID of the new key'
 complete -c signstar -n '__fish_seen_subcommand_from keygen' -l out -r -F -d 'where the armored secret key goes'
 complete -c signstar -n '__fish_seen_subcommand_from keygen' -l algo -x -a 'ed25519 rsa3072 rsa4096' -d 'the key type'
-complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify' -a verify
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify rebuild' -a verify
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify' -F
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify rebuild' -a rebuild
+complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from rebuild' -F
 complete -c signstar -n '__fish_seen_subcommand_from sandbox; and not __fish_seen_subcommand_from check' -a check
 complete -c signstar -n '__fish_seen_subcommand_from piv; and not __fish_seen_subcommand_from setup' -a setup
 complete -c signstar -n '__fish_seen_subcommand_from piv; and __fish_seen_subcommand_from setup' -l reader -x -d 'a substring of the PC/SC reader name'

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/command"
@@ -89,8 +90,8 @@ func (r *run) keygen(args []string) int {
 }
 
 func (r *run) auditCmd(args []string) int {
-	if len(args) == 0 || args[0] != "verify" || len(args) > 2 {
-		return r.fail(exitRefused, "usage: signstar [--config P] "+synopsis("audit"))
+	if len(args) == 0 || (args[0] != "verify" && args[0] != "rebuild") || len(args) > 2 {
+		return r.fail(exitRefused, "usage: signstar [--config P] "+command.LookupWord("audit verify").Synopsis()+" | "+command.LookupWord("audit rebuild").Synopsis())
 	}
 	path := ""
 	if len(args) == 2 {
@@ -101,6 +102,20 @@ func (r *run) auditCmd(args []string) int {
 			return r.fail(exitFailed, err.Error())
 		}
 		path = cfg.Audit.Path
+	}
+	if args[0] == "rebuild" {
+		res, err := audit.Rebuild(path, 30*time.Second)
+		if err != nil {
+			return r.fail(exitFailed, "audit rebuild: "+err.Error())
+		}
+		how := "agreed already"
+		switch {
+		case res.Replaced:
+			how = "written anew"
+		case res.Appended > 0:
+			how = fmt.Sprintf("%d entries appended", res.Appended)
+		}
+		return r.output([]byte(fmt.Sprintf("ok: %d records indexed in %s (%s)\n", res.Records, res.Path, how)))
 	}
 	n, err := verifyLogFile(path)
 	if err != nil {

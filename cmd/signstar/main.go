@@ -260,6 +260,10 @@ func (r *run) main() (code int) {
 	}
 	r.log, err = audit.Open(cfg.Audit.Path)
 	if err != nil {
+		var ie *audit.IndexError
+		if errors.As(err, &ie) {
+			return r.fail(exitFailed, err.Error())
+		}
 		return r.fail(exitFailed, err.Error()+": check [audit] path and that this user may append to it")
 	}
 	defer r.log.Close()
@@ -269,6 +273,8 @@ func (r *run) main() (code int) {
 			code = r.recovered(p)
 		}
 	}()
+
+	setRefusalLimitsForTests()
 	return r.serve(cfg)
 }
 

@@ -167,8 +167,57 @@ func TestSandboxE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Wait for the lock-down: the filter is loaded before stdin is read.
-	pid := strconv.Itoa(cmd.Process.Pid)
+	checkLockedDown(t, cmd.Process.Pid, logPath, false, stderr)
+	if _, err := stdin.Write(artifact[100:]); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Close()
+	if err := s.wait(); err != nil {
+		t.Fatalf("signstar sign: %v\n%s", err, stderr.String())
+	}
+
+	data := filepath.Join(dir, "artifact")
+	sig := filepath.Join(dir, "artifact.sig")
+	os.WriteFile(data, artifact, 0o644)
+	os.WriteFile(sig, stdout.Bytes(), 0o644)
+	if out, err := exec.Command(gpgv, "--keyring", keyring, sig, data).CombinedOutput(); err != nil {
+		t.Fatalf("gpgv rejects the signature made in the sandbox: %v\n%s", err, out)
+	}
+	rec := lastAuditRecord(t, logPath)
+	if rec.Outcome != audit.Signed || !strings.HasPrefix(rec.Sandbox, "landlock=") || strings.Contains(rec.Sandbox, "none") || !strings.HasSuffix(rec.Sandbox, ",seccomp,nnp") {
+		t.Errorf("audit record: outcome %q sandbox %q", rec.Outcome, rec.Sandbox)
+	}
+
+	// A remote request (as sshd's ForceCommand starts it) also empties
+	// the bounding set.
+	remote := exec.Command(bin, "--config", cfg)
+	remote.Env = []string{"PATH=/usr/bin:/bin", "SSH_CONNECTION=192.0.2.7 50000 192.0.2.1 22", "SSH_ORIGINAL_COMMAND=sign"}
+	rin, err := remote.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rout, rerr bytes.Buffer
+	remote.Stdout, remote.Stderr = &rout, &rerr
+	if err := remote.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer remote.Process.Kill()
+	rin.Write(artifact[:100])
+	checkLockedDown(t, remote.Process.Pid, logPath, true, &rerr)
+	rin.Write(artifact[100:])
+	rin.Close()
+	if err := remote.Wait(); err != nil || rout.Len() == 0 {
+		t.Fatalf("remote sign: %v\n%s", err, rerr.String())
+	}
+}
+
+// checkLockedDown waits until the signstar process pid has locked down
+// (the filter is loaded before stdin is read) and checks every thread: no
+// capability left, and with bounding the bounding set empty too; and the
+// audit log's descriptors.
+func checkLockedDown(t *testing.T, ipid int, logPath string, bounding bool, stderr *bytes.Buffer) {
+	t.Helper()
+	pid := strconv.Itoa(ipid)
 	deadline := time.Now().Add(20 * time.Second)
 	var st map[string]string
 	for {
@@ -189,10 +238,10 @@ func TestSandboxE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Started as root (as these tests are), signstar held every
-	// capability; after lock-down no thread holds any, and the bounding
-	// set is empty.
+	// capability; after lock-down no thread holds any, and for a remote
+	// request the bounding set is empty.
 	capFields := []string{"CapInh", "CapPrm", "CapEff", "CapAmb"}
-	if os.Geteuid() == 0 {
+	if bounding && os.Geteuid() == 0 {
 		capFields = append(capFields, "CapBnd")
 	}
 	for _, task := range tasks {
@@ -208,26 +257,6 @@ func TestSandboxE2E(t *testing.T) {
 	}
 	checkLogDescriptors(t, pid, logPath)
 	t.Logf("pid %s, %d threads: NoNewPrivs %s, Seccomp %s, Seccomp_filters %s", pid, len(tasks), st["NoNewPrivs"], st["Seccomp"], st["Seccomp_filters"])
-
-	if _, err := stdin.Write(artifact[100:]); err != nil {
-		t.Fatal(err)
-	}
-	stdin.Close()
-	if err := s.wait(); err != nil {
-		t.Fatalf("signstar sign: %v\n%s", err, stderr.String())
-	}
-
-	data := filepath.Join(dir, "artifact")
-	sig := filepath.Join(dir, "artifact.sig")
-	os.WriteFile(data, artifact, 0o644)
-	os.WriteFile(sig, stdout.Bytes(), 0o644)
-	if out, err := exec.Command(gpgv, "--keyring", keyring, sig, data).CombinedOutput(); err != nil {
-		t.Fatalf("gpgv rejects the signature made in the sandbox: %v\n%s", err, out)
-	}
-	rec := lastAuditRecord(t, logPath)
-	if rec.Outcome != audit.Signed || !strings.HasPrefix(rec.Sandbox, "landlock=") || strings.Contains(rec.Sandbox, "none") || !strings.HasSuffix(rec.Sandbox, ",seccomp,nnp") {
-		t.Errorf("audit record: outcome %q sandbox %q", rec.Outcome, rec.Sandbox)
-	}
 }
 
 // checkLogDescriptors: the process holds the audit log through exactly two

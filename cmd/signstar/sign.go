@@ -18,6 +18,7 @@ func (r *run) serve(cfg *config.Config) int {
 		Caller:        request.CurrentCaller(r.getenv),
 		Command:       r.commandText(),
 		ServerProfile: r.inv.serverProfile,
+		Remote:        r.inv.remote,
 		Stdin:         r.stdin,
 		Stdout:        r.stdout,
 		Now:           now,

@@ -169,8 +169,10 @@ func LineHash(line []byte) string {
 // the sandbox keeps it so (no fcntl that clears O_APPEND, no ftruncate or
 // fallocate, no shared mappings).
 type Log struct {
-	r, w *os.File
-	path string
+	r, w    *os.File
+	ir, iw  *os.File // the index's, likewise (index.go)
+	path    string
+	idxPath string
 	// LockTimeout bounds the wait for another signstar's lock.
 	LockTimeout time.Duration
 }
@@ -206,8 +208,22 @@ func Open(path string) (*Log, error) {
 		w.Close()
 		return nil, fmt.Errorf("audit log %s %v", path, err)
 	}
-	return &Log{r: r, w: w, path: path, LockTimeout: 30 * time.Second}, nil
+	fi, err := r.Stat()
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("cannot stat audit log %s: %v", path, err)
+	}
+	ir, iw, err := openIndex(path, fi.Size())
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	return &Log{r: r, w: w, ir: ir, iw: iw, path: path, idxPath: IndexPath(path), LockTimeout: 30 * time.Second}, nil
 }
+
+const oNoFollow = syscall.O_NOFOLLOW
 
 // sameRegularFile checks that both descriptors are the one regular file: the
 // name could have been replaced between the two opens.
@@ -234,18 +250,23 @@ func unwrapPath(err error) error {
 // Path is the log's file name.
 func (l *Log) Path() string { return l.path }
 
-// FDs are the log's descriptors, for the sandbox to keep.
-func (l *Log) FDs() []int { return []int{int(l.r.Fd()), int(l.w.Fd())} }
+// FDs are the descriptors of the log and its index, for the sandbox to
+// keep.
+func (l *Log) FDs() []int {
+	return []int{int(l.r.Fd()), int(l.w.Fd()), int(l.ir.Fd()), int(l.iw.Fd())}
+}
 
 // AppendFDs are the descriptors that write: opened O_WRONLY|O_APPEND, for
 // the sandbox to check and keep append-only.
-func (l *Log) AppendFDs() []int { return []int{int(l.w.Fd())} }
+func (l *Log) AppendFDs() []int { return []int{int(l.w.Fd()), int(l.iw.Fd())} }
 
-// Close closes the log.
+// Close closes the log and its index.
 func (l *Log) Close() error {
-	err := l.w.Close()
-	if rerr := l.r.Close(); err == nil {
-		err = rerr
+	var err error
+	for _, f := range []*os.File{l.w, l.r, l.iw, l.ir} {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
 	}
 	return err
 }
@@ -270,6 +291,7 @@ type Tx struct {
 	lastHash string
 	size     int64
 	done     bool
+	idx      indexState
 }
 
 // Lock takes the exclusive lock, waiting at most LockTimeout.
@@ -290,6 +312,10 @@ func (l *Log) Lock() (*Tx, error) {
 	}
 	tx := &Tx{l: l}
 	if err := tx.readTail(); err != nil {
+		tx.Unlock()
+		return nil, err
+	}
+	if err := tx.checkIndex(); err != nil {
 		tx.Unlock()
 		return nil, err
 	}
@@ -420,6 +446,10 @@ func (tx *Tx) Append(r *Record) error {
 		return fmt.Errorf("audit record of %d bytes is longer than %d", len(line), MaxLine)
 	}
 	buf := append(line, '\n')
+	e, err := nextEntry(&tx.idx.last, tx.headsAt, r, line, tx.size+int64(len(buf)))
+	if err != nil {
+		return err
+	}
 	n, err := tx.l.w.Write(buf)
 	if err == nil && n != len(buf) {
 		err = io.ErrShortWrite
@@ -436,5 +466,11 @@ func (tx *Tx) Append(r *Record) error {
 	}
 	tx.lastSeq, tx.lastHash = r.Seq, LineHash(line)
 	tx.size += int64(len(buf))
+	// The index is not fsynced: it is derived, and one that lost its
+	// last entries in a crash is caught up from the log (checkIndex).
+	if err := tx.writeIndex(e.marshal()); err != nil {
+		return err
+	}
+	tx.idx.last, tx.idx.count = e, e.Seq
 	return nil
 }

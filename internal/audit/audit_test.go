@@ -162,12 +162,14 @@ func TestConcurrentAppends(t *testing.T) {
 
 func TestPartialLineRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	os.WriteFile(path, []byte(`{"seq":1,"time":"x"`), 0o640)
 	l, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f.Write([]byte(`{"seq":1,"time":"x"`))
+	f.Close()
 	if err := l.Append(record(1)); err == nil || !strings.Contains(err.Error(), "partial line") {
 		t.Fatalf("Append on a partial line: %v", err)
 	}

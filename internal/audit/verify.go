@@ -31,6 +31,12 @@ func (e *VerifyError) Error() string { return fmt.Sprintf("line %d: %s", e.Line,
 // last line is caught only when it is not canonical or not self-consistent,
 // which is why the README tells operators to ship the log off the host.
 func Verify(r io.Reader) (int, error) {
+	return verifyEach(r, nil)
+}
+
+// verifyEach is Verify, calling fn (when not nil) with each good record,
+// its line and the offset just past its newline.
+func verifyEach(r io.Reader, fn func(rec *Record, line []byte, end int64) error) (int, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	prev := ZeroHash
 	n := 0
@@ -61,6 +67,11 @@ func Verify(r io.Reader) (int, error) {
 			return n - 1, &VerifyError{n, "prev does not match the line before (that line was edited, removed or reordered)"}
 		}
 		prev = LineHash(line)
+		if fn != nil {
+			if err := fn(rec, line, end); err != nil {
+				return n - 1, err
+			}
+		}
 	}
 }
 

@@ -161,6 +161,8 @@ var Commands = []Spec{
 		Desc: "writes a new v4 secret signing key to --out and its armored public certificate to stdout."},
 	{Name: "audit", Sub: "verify", Config: true, Args: "[FILE]", ArgsFile: true,
 		Desc: "checks the hash chain and each signed record's signature of the audit log (FILE, or the configured [audit] path); prints ok: N records, or names the first bad line and exits 1."},
+	{Name: "audit", Sub: "rebuild", Config: true, Args: "[FILE]", ArgsFile: true,
+		Desc: "makes the audit log's index (FILE.idx, next to the log) agree with the log, which must verify: appends the entries it lacks, or writes it anew with the log's owner and mode (chattr -a it first if it is append-only); prints ok: N records indexed in FILE.idx and how. Run it as root when signing stops on a missing or disagreeing index, and once when creating or rotating the log."},
 	{Name: "sandbox", Sub: "check", Config: true,
 		Desc: "prints what the sandbox can enforce on this kernel; exits 0 when the configured [sandbox] mode can be met."},
 	{Name: "piv", Sub: "setup", Config: true,
@@ -198,7 +200,18 @@ var Commands = []Spec{
 		Desc: "prints the usage."},
 }
 
-// Lookup returns the command named name (its first word), or nil.
+// LookupWord returns the command typed as word ("audit rebuild"), or nil.
+func LookupWord(word string) *Spec {
+	for i := range Commands {
+		if Commands[i].Word() == word {
+			return &Commands[i]
+		}
+	}
+	return nil
+}
+
+// Lookup returns the command named name (its first word; the first of
+// several, as "audit verify" of "audit"), or nil.
 func Lookup(name string) *Spec {
 	for i := range Commands {
 		if Commands[i].Name == name {

@@ -93,9 +93,9 @@ _signstar()
 	fmt.Fprintf(&w, "\t\t\t%s) i=$((i + 1)) ;;\n", strings.Join(valued, "|"))
 	w.WriteString("\t\t\t-*) ;;\n\t\t\t*) cmd=$w ;;\n\t\t\tesac\n")
 	var withSub []string
-	for _, c := range command.Commands {
-		if c.Sub != "" {
-			withSub = append(withSub, c.Name)
+	for _, n := range byName() {
+		if n.subs() != "" {
+			withSub = append(withSub, n.Name)
 		}
 	}
 	fmt.Fprintf(&w, "\t\telif [ -z \"$sub\" ]; then\n\t\t\tcase $cmd in %s) [[ $w == -* ]] || sub=$w ;; esac\n\t\tfi\n\tdone\n", strings.Join(withSub, "|"))
@@ -122,16 +122,16 @@ _signstar()
 	for _, f := range localGlobals() {
 		value("", f)
 	}
-	for _, c := range command.Commands {
-		for _, f := range c.Flags {
-			value(c.Name, f)
+	for _, n := range byName() {
+		for _, f := range n.flags() {
+			value(n.Name, f)
 		}
 	}
 	w.WriteString("\tesac\n")
 
 	var cmds []string
-	for _, c := range command.Commands {
-		cmds = append(cmds, c.Name)
+	for _, n := range byName() {
+		cmds = append(cmds, n.Name)
 	}
 	fmt.Fprintf(&w, `	if [ -z "$cmd" ]; then
 		case $cur in
@@ -142,17 +142,18 @@ _signstar()
 	fi
 	case $cmd in
 `, strings.Join(names(localGlobals()), " "), strings.Join(cmds, " "))
-	for _, c := range command.Commands {
-		fmt.Fprintf(&w, "\t%s)\n", c.Name)
-		if c.Sub != "" {
-			fmt.Fprintf(&w, "\t\tif [ -z \"$sub\" ]; then\n\t\t\tCOMPREPLY=($(compgen -W %q -- \"$cur\"))\n\t\t\treturn\n\t\tfi\n", c.Sub)
+	for _, n := range byName() {
+		fmt.Fprintf(&w, "\t%s)\n", n.Name)
+		if subs := n.subs(); subs != "" {
+			fmt.Fprintf(&w, "\t\tif [ -z \"$sub\" ]; then\n\t\t\tCOMPREPLY=($(compgen -W %q -- \"$cur\"))\n\t\t\treturn\n\t\tfi\n", subs)
 		}
+		flags := n.flags()
 		switch {
-		case len(c.Flags) > 0 && c.ArgsFile:
-			fmt.Fprintf(&w, "\t\tcase $cur in\n\t\t-*) COMPREPLY=($(compgen -W %q -- \"$cur\")) ;;\n\t\t*) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- \"$cur\")) ;;\n\t\tesac\n", strings.Join(names(c.Flags), " "))
-		case len(c.Flags) > 0:
-			fmt.Fprintf(&w, "\t\tCOMPREPLY=($(compgen -W %q -- \"$cur\"))\n", strings.Join(names(c.Flags), " "))
-		case c.ArgsFile:
+		case len(flags) > 0 && n.argsFile():
+			fmt.Fprintf(&w, "\t\tcase $cur in\n\t\t-*) COMPREPLY=($(compgen -W %q -- \"$cur\")) ;;\n\t\t*) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- \"$cur\")) ;;\n\t\tesac\n", strings.Join(names(flags), " "))
+		case len(flags) > 0:
+			fmt.Fprintf(&w, "\t\tCOMPREPLY=($(compgen -W %q -- \"$cur\"))\n", strings.Join(names(flags), " "))
+		case n.argsFile():
 			w.WriteString("\t\tcompopt -o filenames 2>/dev/null\n\t\tCOMPREPLY=($(compgen -f -- \"$cur\"))\n")
 		default:
 			w.WriteString("\t\tCOMPREPLY=()\n")
@@ -205,30 +206,31 @@ _signstar() {
 		fmt.Fprintf(&w, "\t\t%s \\\n", zshSpec(f))
 	}
 	w.WriteString("\t\t'1:command:->command' \\\n\t\t'*::argument:->argument' && ret=0\n\tcase $state in\n\tcommand)\n\t\tlocal -a commands\n\t\tcommands=(\n")
-	for _, c := range command.Commands {
-		fmt.Fprintf(&w, "\t\t\t'%s:%s'\n", c.Name, short(c.Desc))
+	for _, n := range byName() {
+		fmt.Fprintf(&w, "\t\t\t'%s:%s'\n", n.Name, short(n.Specs[0].Desc))
 	}
 	w.WriteString("\t\t)\n\t\t_describe -t commands command commands && ret=0\n\t\t;;\n\targument)\n\t\tcase $words[1] in\n")
-	for _, c := range command.Commands {
+	for _, n := range byName() {
 		var specs []string
-		if c.Sub != "" {
-			specs = append(specs, fmt.Sprintf("'1:subcommand:(%s)'", c.Sub))
+		subs := n.subs()
+		if subs != "" {
+			specs = append(specs, fmt.Sprintf("'1:subcommand:(%s)'", subs))
 		}
-		for _, f := range c.Flags {
+		for _, f := range n.flags() {
 			specs = append(specs, zshSpec(f))
 		}
-		if c.ArgsFile {
-			n := 1
-			if c.Sub != "" {
-				n = 2
+		if n.argsFile() {
+			pos := 1
+			if subs != "" {
+				pos = 2
 			}
-			specs = append(specs, fmt.Sprintf("'%d:file:_files'", n))
+			specs = append(specs, fmt.Sprintf("'%d:file:_files'", pos))
 		}
 		if len(specs) == 0 {
-			fmt.Fprintf(&w, "\t\t%s) ret=0 ;;\n", c.Name)
+			fmt.Fprintf(&w, "\t\t%s) ret=0 ;;\n", n.Name)
 			continue
 		}
-		fmt.Fprintf(&w, "\t\t%s)\n\t\t\t_arguments \\\n\t\t\t\t%s && ret=0\n\t\t\t;;\n", c.Name, strings.Join(specs, " \\\n\t\t\t\t"))
+		fmt.Fprintf(&w, "\t\t%s)\n\t\t\t_arguments \\\n\t\t\t\t%s && ret=0\n\t\t\t;;\n", n.Name, strings.Join(specs, " \\\n\t\t\t\t"))
 	}
 	w.WriteString("\t\tesac\n\t\t;;\n\tesac\n\treturn ret\n}\n\n_signstar \"$@\"\n")
 	return w.Bytes()
@@ -280,13 +282,15 @@ complete -c signstar -f
 	for _, f := range localGlobals() {
 		w.WriteString(fishFlag("__fish_use_subcommand", f))
 	}
-	for _, c := range command.Commands {
-		fmt.Fprintf(&w, "complete -c signstar -n __fish_use_subcommand -a %s -d '%s'\n", c.Name, short(c.Desc))
+	subsOf := map[string]string{}
+	for _, n := range byName() {
+		fmt.Fprintf(&w, "complete -c signstar -n __fish_use_subcommand -a %s -d '%s'\n", n.Name, short(n.Specs[0].Desc))
+		subsOf[n.Name] = n.subs()
 	}
 	for _, c := range command.Commands {
 		cond := "'__fish_seen_subcommand_from " + c.Name + "'"
 		if c.Sub != "" {
-			fmt.Fprintf(&w, "complete -c signstar -n '__fish_seen_subcommand_from %s; and not __fish_seen_subcommand_from %s' -a %s\n", c.Name, c.Sub, c.Sub)
+			fmt.Fprintf(&w, "complete -c signstar -n '__fish_seen_subcommand_from %s; and not __fish_seen_subcommand_from %s' -a %s\n", c.Name, subsOf[c.Name], c.Sub)
 			cond = "'__fish_seen_subcommand_from " + c.Name + "; and __fish_seen_subcommand_from " + c.Sub + "'"
 		}
 		for _, f := range c.Flags {
@@ -297,4 +301,61 @@ complete -c signstar -f
 		}
 	}
 	return w.Bytes()
+}
+
+// named is one command word with its entries: one, or one per subcommand
+// ("audit verify", "audit rebuild").
+type named struct {
+	Name  string
+	Specs []*command.Spec
+}
+
+// byName groups command.Commands by their first word, in table order.
+func byName() []named {
+	var out []named
+	for i := range command.Commands {
+		c := &command.Commands[i]
+		if n := len(out); n > 0 && out[n-1].Name == c.Name {
+			out[n-1].Specs = append(out[n-1].Specs, c)
+			continue
+		}
+		out = append(out, named{Name: c.Name, Specs: []*command.Spec{c}})
+	}
+	return out
+}
+
+// subs are the subcommands of n, "" when it has none.
+func (n named) subs() string {
+	var s []string
+	for _, c := range n.Specs {
+		if c.Sub != "" {
+			s = append(s, c.Sub)
+		}
+	}
+	return strings.Join(s, " ")
+}
+
+// flags are the options of all of n's entries, each once.
+func (n named) flags() []command.Flag {
+	var out []command.Flag
+	seen := map[string]bool{}
+	for _, c := range n.Specs {
+		for _, f := range c.Flags {
+			if !seen[f.Name] {
+				seen[f.Name] = true
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// argsFile says whether any of n's entries takes a file argument.
+func (n named) argsFile() bool {
+	for _, c := range n.Specs {
+		if c.ArgsFile {
+			return true
+		}
+	}
+	return false
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/signstar/signstar/internal/command"
 	"github.com/signstar/signstar/internal/testenv"
 )
 
@@ -67,8 +66,8 @@ printf '%s\n' "${COMPREPLY[@]}"
 func TestBashCompletion(t *testing.T) {
 	cfg := writeConfig(t)
 	var all []string
-	for _, c := range command.Commands {
-		all = append(all, c.Name)
+	for _, n := range byName() {
+		all = append(all, n.Name)
 	}
 	for _, tc := range []struct {
 		words []string
@@ -83,7 +82,8 @@ func TestBashCompletion(t *testing.T) {
 		{[]string{"signstar", "--config", cfg, "pubkey", "--profile", ""}, []string{"repo", "iso-1"}},
 		{[]string{"signstar", "--config", "/nonexistent.toml", "sign", "--profile", ""}, nil},
 		{[]string{"signstar", "sign", "--"}, []string{"--armor", "--profile", "--expect"}},
-		{[]string{"signstar", "audit", ""}, []string{"verify"}},
+		{[]string{"signstar", "audit", ""}, []string{"verify", "rebuild"}},
+		{[]string{"signstar", "audit", "r"}, []string{"rebuild"}},
 		{[]string{"signstar", "sandbox", ""}, []string{"check"}},
 		{[]string{"signstar", "keygen", "--algo", ""}, []string{"ed25519", "rsa3072", "rsa4096"}},
 		{[]string{"signstar", "piv", "setup", "--gen"}, []string{"--generate"}},
@@ -126,13 +126,13 @@ func TestFishCompletion(t *testing.T) {
 		}
 		return words
 	}
-	if got := ask("signstar "); !contains(got, "sign") || !contains(got, "doctor") || len(got) != len(command.Commands) {
+	if got := ask("signstar "); !contains(got, "sign") || !contains(got, "doctor") || len(got) != len(byName()) {
 		t.Errorf("fish completes the commands to %q", got)
 	}
 	if got := ask("signstar --config " + cfg + " sign --profile "); !reflect.DeepEqual(got, []string{"iso-1", "repo"}) {
 		t.Errorf("fish completes the profiles to %q", got)
 	}
-	if got := ask("signstar audit "); !reflect.DeepEqual(got, []string{"verify"}) {
+	if got := ask("signstar audit "); !reflect.DeepEqual(got, []string{"rebuild", "verify"}) {
 		t.Errorf("fish completes audit to %q", got)
 	}
 }

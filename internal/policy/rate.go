@@ -29,9 +29,16 @@ func (e *RateError) Error() string {
 }
 
 // CheckRate counts the profile's signed records newer than now minus the
-// rate's period, scanning tx's log from the newest record. It returns a
-// *RateError when N of them are there already, nil when one more signature
-// fits, and another error when the log cannot be read (the request fails).
+// rate's period, from tx's index: the newest block of the index names the
+// profile's newest signature (audit.Tx.LatestSigned), and each signature
+// of the profile names the one before (audit.Entry.PrevSignedSame), so it
+// reads one block and then one entry per signature of the profile within
+// the period and ScanSlack: never a refusal, a failure or another
+// profile's signature, however many the log holds. (With 256 profiles or
+// more that have signed, it walks back along every signature instead.) It
+// returns a *RateError when N of them are there already, nil when one more
+// signature fits, and another error when the index cannot be read (the
+// request fails).
 //
 // The caller must keep tx locked until the new record is appended: that is
 // what stops two concurrent requests from both taking the last slot. A nil
@@ -43,44 +50,50 @@ func CheckRate(tx *audit.Tx, profile string, rate *config.Rate, now time.Time) e
 	if rate.N <= 0 || rate.Period <= 0 {
 		return fmt.Errorf("rate %q is not usable", rate.Text)
 	}
-	start := now.Add(-rate.Period)
-	stop := start.Add(-ScanSlack)
-	var (
-		times []time.Time
-		bad   error
-	)
-	err := tx.Scan(func(r *audit.Record) bool {
-		t, err := time.Parse(time.RFC3339Nano, r.Time)
-		if err != nil {
-			bad = fmt.Errorf("audit log record %d has no valid time (%q): run 'signstar audit verify'", r.Seq, r.Time)
-			return false
-		}
-		if t.Before(stop) {
-			return false
-		}
-		if r.Profile != profile || r.Outcome != audit.Signed || !t.After(start) {
-			return true
-		}
-		times = append(times, t)
-		return true
-	})
+	start := now.Add(-rate.Period).UnixMicro()
+	stop := now.Add(-rate.Period).Add(-ScanSlack).UnixMicro()
+	pid := audit.ProfileID(profile)
+	seq, byProfile, err := tx.LatestSigned(pid)
 	if err != nil {
 		return err
 	}
-	if bad != nil {
-		return bad
+	if !byProfile {
+		// Every signature, newest first.
+		if last, ok := tx.LastEntry(); ok {
+			seq = last.PrevSigned
+			if last.Signed() {
+				seq = last.Seq
+			}
+		}
+	}
+	var times []int64
+	for seq != 0 {
+		e, err := tx.Entry(seq)
+		if err != nil {
+			return err
+		}
+		if e.Time < stop {
+			break
+		}
+		if e.Profile == pid && e.Time > start {
+			times = append(times, e.Time)
+		}
+		seq = e.PrevSigned
+		if byProfile {
+			seq = e.PrevSignedSame
+		}
 	}
 	if len(times) < rate.N {
 		return nil
 	}
-	slices.SortFunc(times, time.Time.Compare)
+	slices.Sort(times)
 	return &RateError{
 		Profile:    profile,
 		Rate:       rate.Text,
 		Count:      len(times),
-		LastSigned: times[len(times)-1],
+		LastSigned: time.UnixMicro(times[len(times)-1]).UTC(),
 		// One slot frees when the record that leaves the window brings the
 		// count below N.
-		Next: times[len(times)-rate.N].Add(rate.Period),
+		Next: time.UnixMicro(times[len(times)-rate.N]).Add(rate.Period).UTC(),
 	}
 }

@@ -152,6 +152,9 @@ func TestRateOutOfOrderTimes(t *testing.T) {
 	}
 }
 
+// A record whose time cannot be read cannot be placed in a rate window:
+// the log does not take it, and one that got in anyway (written around
+// signstar) fails every request until the log is repaired.
 func TestRateBadLog(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "audit.jsonl")
 	l, err := audit.Open(log)
@@ -159,19 +162,117 @@ func TestRateBadLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if err := l.Append(&audit.Record{Time: "yesterday", Profile: "p", Outcome: audit.Signed}); err != nil {
+	if err := l.Append(&audit.Record{Time: "yesterday", Profile: "p", Outcome: audit.Signed}); err == nil {
+		t.Fatal("appended a record with time \"yesterday\"")
+	}
+	rec := audit.Record{Seq: 1, Time: "yesterday", Profile: "p", Outcome: audit.Signed, Prev: audit.ZeroHash}
+	line, _ := rec.Marshal()
+	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
 		t.Fatal(err)
+	}
+	f.Write(append(line, '\n'))
+	f.Close()
+	tx, err := l.Lock()
+	if err == nil {
+		tx.Unlock()
+		t.Fatal("locked a log whose last record has no valid time")
+	}
+	if !strings.Contains(err.Error(), "no valid time") {
+		t.Errorf("lock: %v", err)
+	}
+}
+
+// TestRateReadsNoRefusals: a rate check reads the signatures of its period
+// along the index, never the refusals in between, however many there are:
+// the 1/30d profile with its window full of refused requests.
+func TestRateReadsNoRefusals(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	now := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) string { return now.Add(-d).Format(audit.TimeFormat) }
+	recs := []*audit.Record{
+		{Time: at(40 * 24 * time.Hour), Profile: "iso", Outcome: audit.Signed},
+		{Time: at(20 * 24 * time.Hour), Profile: "iso", Outcome: audit.Signed},
+		{Time: at(19 * 24 * time.Hour), Profile: "repo", Outcome: audit.Signed},
+	}
+	for i := 0; i < 3000; i++ {
+		recs = append(recs, &audit.Record{Time: at(time.Duration(3000-i) * time.Minute), Profile: "iso", Client: "192.0.2.9", Outcome: audit.Refused, Reason: "rate 1/30d reached"})
 	}
 	tx, err := l.Lock()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Unlock()
-	err = CheckRate(tx, "p", mustRate(t, "1/1h"), time.Now())
-	var re *RateError
-	if err == nil || errors.As(err, &re) {
-		t.Fatalf("unreadable time: %v, want a failure that is not a refusal", err)
+	for _, r := range recs {
+		if err := tx.Append(r); err != nil {
+			t.Fatal(err)
+		}
 	}
+	tx.Unlock()
+	for _, tc := range []struct {
+		rate    string
+		refused bool
+	}{{"1/30d", true}, {"2/30d", false}, {"1/10d", false}, {"2/60d", true}} {
+		tx, err := l.Lock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = CheckRate(tx, "iso", mustRate(t, tc.rate), now)
+		read := tx.EntriesRead()
+		tx.Unlock()
+		var re *RateError
+		if errors.As(err, &re) != tc.refused || (err != nil && re == nil) {
+			t.Errorf("%s: %v, want refused %v", tc.rate, err, tc.refused)
+		}
+		// The newest block, then the profile's signatures within the
+		// period and its slack.
+		if read > audit.HeadsWindow+2 {
+			t.Errorf("%s: %d index entries read for 2 signatures of the profile and 3000 refusals", tc.rate, read)
+		}
+	}
+}
+
+// TestRateManyProfiles: with more profiles than the index's newest block
+// can name, the check walks every signature and still counts right.
+func TestRateManyProfiles(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	now := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	tx, err := l.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1200; i++ {
+		r := &audit.Record{Time: now.Add(-time.Duration(1200-i) * time.Minute).Format(audit.TimeFormat), Profile: fmt.Sprintf("p%d", i), Outcome: audit.Signed}
+		if i == 5 || i == 700 {
+			r.Profile = "iso"
+		}
+		if err := tx.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, complete, _ := tx.LatestSigned(audit.ProfileID("iso")); complete {
+		t.Fatal("the index names 1200 profiles' heads in its newest block")
+	}
+	for _, tc := range []struct {
+		rate    string
+		refused bool
+	}{{"2/1d", true}, {"3/1d", false}, {"1/9h", true}, {"1/8h", false}} {
+		err := CheckRate(tx, "iso", mustRate(t, tc.rate), now)
+		var re *RateError
+		if errors.As(err, &re) != tc.refused || (err != nil && re == nil) {
+			t.Errorf("%s: %v, want refused %v", tc.rate, err, tc.refused)
+		}
+	}
+	tx.Unlock()
 }
 
 // Eight concurrent requests against 3/1h: exactly three signed.

@@ -47,8 +47,11 @@ type Request struct {
 	Command string
 	// ServerProfile is the server side's --profile, "" when none.
 	ServerProfile string
-	Stdin         *os.File
-	Stdout        io.Writer
+	// Remote is a request from an ssh client: the lock-down then also
+	// empties the bounding set (sandbox.Options.BoundingSet).
+	Remote bool
+	Stdin  *os.File
+	Stdout io.Writer
 	// KeepFDs are further descriptors of the command line's that must
 	// survive the lock-down.
 	KeepFDs []int
@@ -156,13 +159,7 @@ func (s *session) finish(st *stop) Result {
 		return res
 	}
 	rec := s.record(st.outcome, msg, "", s.Now())
-	var err error
-	if s.tx != nil {
-		err = s.tx.Append(rec)
-	} else {
-		err = s.Log.Append(rec)
-	}
-	if err != nil {
+	if err := s.appendRefusal(rec); err != nil {
 		res.Exit = ExitFailed
 		res.Message = msg + "; and the audit record could not be written: " + oneLine(err.Error())
 	}
@@ -278,6 +275,7 @@ func (s *session) lockdown() *stop {
 		Mode:           s.Config.Sandbox.Mode,
 		KeepFDs:        keep,
 		AppendFDs:      s.Log.AppendFDs(),
+		BoundingSet:    s.Remote,
 		KeepOwnSockets: true,
 		Simulate:       s.Simulate,
 	})

@@ -182,19 +182,20 @@ func marker(t *testing.T, out, key string) string {
 
 // prepared is what a child opens before lock-down, as signstar does.
 type prepared struct {
-	log     *audit.Log
-	key     *backend.Key
-	status  *os.File // /proc/self/status
-	inherit uint64   // inode of the inherited fd 3
-	forgot  int      // a descriptor the program opened and did not keep
-	forgotI uint64   // its inode
-	w       *worker
-	wStatus *os.File // /proc/thread-self/status of the worker thread
-	lockTID int
-	keepFDs []int
-	conn    net.Conn     // connected before lock-down, like a backend socket
-	caps    capState     // before lock-down
-	threads map[int]bool // the threads there were when Lockdown was called
+	log      *audit.Log
+	key      *backend.Key
+	status   *os.File // /proc/self/status
+	inherit  uint64   // inode of the inherited fd 3
+	forgot   int      // a descriptor the program opened and did not keep
+	forgotI  uint64   // its inode
+	w        *worker
+	wStatus  *os.File // /proc/thread-self/status of the worker thread
+	lockTID  int
+	keepFDs  []int
+	conn     net.Conn     // connected before lock-down, like a backend socket
+	caps     capState     // before lock-down
+	threads  map[int]bool // the threads there were when Lockdown was called
+	bounding bool         // Lockdown was asked to empty the bounding set
 }
 
 // lockdown calls Lockdown with the prepared descriptors (the audit log's
@@ -205,6 +206,7 @@ func (p *prepared) lockdown(t *testing.T, opts Options) (Report, error) {
 	p.threads = threadIDs(t)
 	opts.KeepFDs = p.keepFDs
 	opts.AppendFDs = p.log.AppendFDs()
+	p.bounding = opts.BoundingSet
 	return Lockdown(opts)
 }
 
@@ -440,6 +442,20 @@ var attempts = []attempt{
 		}
 		return err
 	}},
+	// The index holds its header only: the control truncates that, so it
+	// writes it back (the bytes audit.Open wrote).
+	{"open the audit index with O_TRUNC", func(fx *fixture) error {
+		idx := audit.IndexPath(fx.logPath)
+		head, rerr := os.ReadFile(idx)
+		fd, err := unix.Open(idx, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
+		if err == nil {
+			if rerr == nil {
+				unix.Write(fd, head)
+			}
+			unix.Close(fd)
+		}
+		return err
+	}},
 }
 
 func rawSocket(domain int, f func(fd int) error) error {
@@ -629,15 +645,26 @@ type heldAttempt struct {
 	do      func(p *prepared) error
 }
 
-func (p *prepared) logFDs() (r, w int) {
-	fds, app := p.log.FDs(), p.log.AppendFDs()
-	w = app[0]
-	for _, fd := range fds {
-		if fd != w {
-			r = fd
+// logFDs are the read and write descriptors of the audit log and of its
+// index (audit.Log.FDs: log read, log write, index read, index write).
+func (p *prepared) logFDs() [][2]int {
+	fds := p.log.FDs()
+	return [][2]int{{fds[0], fds[1]}, {fds[2], fds[3]}}
+}
+
+// onEach runs do on the read and write descriptors of the log and of its
+// index; it returns nil as soon as one succeeds (an escape), else the
+// errors.
+func (p *prepared) onEach(do func(r, w int) error) error {
+	var errs []error
+	for _, f := range p.logFDs() {
+		err := do(f[0], f[1])
+		if err == nil {
+			return nil
 		}
+		errs = append(errs, fmt.Errorf("fds %d/%d: %w", f[0], f[1], err))
 	}
-	return r, w
+	return errors.Join(errs...)
 }
 
 func logSize(fd int) int64 {
@@ -652,64 +679,68 @@ func logSize(fd int) int64 {
 // seccomp filter stops them (Options.AppendFDs); Landlock cannot, since it
 // checks files when they are opened.
 var logAttempts = []heldAttempt{
-	{"ftruncate the audit log", true, func(p *prepared) error {
-		_, w := p.logFDs()
-		return unix.Ftruncate(w, logSize(w))
+	{"ftruncate the audit log or its index", true, func(p *prepared) error {
+		return p.onEach(func(r, w int) error { return unix.Ftruncate(w, logSize(w)) })
 	}},
-	{"fallocate past the end of the audit log", true, func(p *prepared) error {
-		_, w := p.logFDs()
-		return unix.Fallocate(w, unix.FALLOC_FL_KEEP_SIZE, logSize(w), 4096)
+	{"fallocate past the end of the audit log or its index", true, func(p *prepared) error {
+		return p.onEach(func(r, w int) error { return unix.Fallocate(w, unix.FALLOC_FL_KEEP_SIZE, logSize(w), 4096) })
 	}},
-	{"punch a hole in the audit log", false, func(p *prepared) error {
-		_, w := p.logFDs()
-		return unix.Fallocate(w, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, 1)
+	{"punch a hole in the audit log or its index", false, func(p *prepared) error {
+		return p.onEach(func(r, w int) error {
+			return unix.Fallocate(w, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, 1)
+		})
 	}},
-	{"clear O_APPEND on the audit log with fcntl F_SETFL", true, func(p *prepared) error {
-		_, w := p.logFDs()
-		fl, err := unix.FcntlInt(uintptr(w), unix.F_GETFL, 0)
-		if err != nil {
-			return fmt.Errorf("test bug: F_GETFL: %v", err)
-		}
-		if _, err := unix.FcntlInt(uintptr(w), unix.F_SETFL, fl&^unix.O_APPEND); err != nil {
-			return err
-		}
-		now, _ := unix.FcntlInt(uintptr(w), unix.F_GETFL, 0)
-		unix.FcntlInt(uintptr(w), unix.F_SETFL, fl)
-		if now&unix.O_APPEND != 0 {
-			return errors.New("F_SETFL returned success and left O_APPEND set")
-		}
-		return nil
+	{"clear O_APPEND on the audit log or its index with fcntl F_SETFL", true, func(p *prepared) error {
+		return p.onEach(func(r, w int) error {
+			fl, err := unix.FcntlInt(uintptr(w), unix.F_GETFL, 0)
+			if err != nil {
+				return fmt.Errorf("test bug: F_GETFL: %v", err)
+			}
+			if _, err := unix.FcntlInt(uintptr(w), unix.F_SETFL, fl&^unix.O_APPEND); err != nil {
+				return err
+			}
+			now, _ := unix.FcntlInt(uintptr(w), unix.F_GETFL, 0)
+			unix.FcntlInt(uintptr(w), unix.F_SETFL, fl)
+			if now&unix.O_APPEND != 0 {
+				return errors.New("F_SETFL returned success and left O_APPEND set")
+			}
+			return nil
+		})
 	}},
-	{"map an audit log descriptor shared and writable", false, func(p *prepared) error {
-		r, w := p.logFDs()
-		var errs []error
-		for _, fd := range []int{r, w} {
-			m, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	{"map a descriptor of the audit log or its index shared and writable", false, func(p *prepared) error {
+		return p.onEach(func(r, w int) error {
+			var errs []error
+			for _, fd := range []int{r, w} {
+				m, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+				if err == nil {
+					unix.Munmap(m)
+					return nil
+				}
+				errs = append(errs, err)
+			}
+			return errors.Join(errs...)
+		})
+	}},
+	{"map the audit log or its index shared, read-only", false, func(p *prepared) error {
+		return p.onEach(func(r, w int) error {
+			m, err := unix.Mmap(r, 0, 4096, unix.PROT_READ, unix.MAP_SHARED)
 			if err == nil {
 				unix.Munmap(m)
-				return nil
 			}
-			errs = append(errs, fmt.Errorf("fd %d: %w", fd, err))
-		}
-		return errors.Join(errs...)
+			return err
+		})
 	}},
-	{"map the audit log shared, read-only", false, func(p *prepared) error {
-		r, _ := p.logFDs()
-		m, err := unix.Mmap(r, 0, 4096, unix.PROT_READ, unix.MAP_SHARED)
-		if err == nil {
-			unix.Munmap(m)
-		}
-		return err
+	{"pwrite over the first byte of the audit log or its index", false, func(p *prepared) error {
+		return p.onEach(func(r, w int) error {
+			_, err := unix.Pwrite(w, []byte("X"), 0)
+			return err
+		})
 	}},
-	{"pwrite over the audit log's first byte", false, func(p *prepared) error {
-		_, w := p.logFDs()
-		_, err := unix.Pwrite(w, []byte("X"), 0)
-		return err
-	}},
-	{"write through the audit log's read descriptor", false, func(p *prepared) error {
-		r, _ := p.logFDs()
-		_, err := unix.Write(r, []byte("{}\n"))
-		return err
+	{"write through the read descriptor of the audit log or its index", false, func(p *prepared) error {
+		return p.onEach(func(r, w int) error {
+			_, err := unix.Write(r, []byte("{}\n"))
+			return err
+		})
 	}},
 }
 
@@ -774,12 +805,13 @@ func tryHeld(t *testing.T, p *prepared, attempts []heldAttempt, mustFail bool) {
 }
 
 // checkNoCaps: the thread whose status f is holds no capability, and when
-// the process could drop its bounding set (CAP_SETPCAP), that is empty too.
+// the process was asked to and could drop its bounding set (CAP_SETPCAP),
+// that is empty too.
 func checkNoCaps(t *testing.T, f *os.File, p *prepared) {
 	t.Helper()
 	st := procStatus(t, f)
 	names := []string{"CapInh", "CapPrm", "CapEff", "CapAmb"}
-	if p.caps.effective&(1<<unix.CAP_SETPCAP) != 0 {
+	if p.bounding && p.caps.effective&(1<<unix.CAP_SETPCAP) != 0 {
 		names = append(names, "CapBnd")
 	}
 	for _, n := range names {

@@ -109,7 +109,7 @@ func Lockdown(opts Options) (Report, error) {
 	// Capabilities go on every thread in any mode: a signer started as
 	// root, or with file capabilities, would otherwise keep them (create
 	// namespaces, override file modes on what it holds).
-	if err := dropCapabilities(); err != nil {
+	if err := dropCapabilities(opts.BoundingSet); err != nil {
 		return fail("caps", err)
 	}
 

@@ -46,7 +46,7 @@ func TestLockdown(t *testing.T) {
 	tryHeld(t, p, logAttempts, false)
 	tryHeld(t, p, capAttempts, false)
 
-	r, err := p.lockdown(t, Options{Mode: Enforce, KeepOwnSockets: true})
+	r, err := p.lockdown(t, Options{Mode: Enforce, KeepOwnSockets: true, BoundingSet: true})
 	if err != nil {
 		t.Fatalf("Lockdown: %v", err)
 	}
@@ -89,7 +89,7 @@ func TestLockdownAgent(t *testing.T) {
 	}
 	fx := childFixture()
 	p := prepare(t, fx)
-	r, err := p.lockdown(t, Options{Mode: Enforce, KeepOwnSockets: true})
+	r, err := p.lockdown(t, Options{Mode: Enforce, KeepOwnSockets: true, BoundingSet: true})
 	if err != nil {
 		t.Fatalf("Lockdown: %v", err)
 	}
@@ -124,7 +124,7 @@ func TestLockdownPIV(t *testing.T) {
 	}
 	fx := childFixture()
 	p := prepare(t, fx)
-	r, err := p.lockdown(t, Options{Mode: Enforce, KeepOwnSockets: true})
+	r, err := p.lockdown(t, Options{Mode: Enforce, KeepOwnSockets: true, BoundingSet: true})
 	if err != nil {
 		t.Fatalf("Lockdown: %v", err)
 	}
@@ -193,7 +193,7 @@ func TestLandlockAlone(t *testing.T) {
 	}
 	fx := childFixture()
 	p := prepare(t, fx)
-	r, err := p.lockdown(t, Options{Mode: BestEffort, Simulate: Seccomp})
+	r, err := p.lockdown(t, Options{Mode: BestEffort, Simulate: Seccomp, BoundingSet: true})
 	if err != nil {
 		t.Fatalf("Lockdown: %v", err)
 	}
@@ -226,7 +226,7 @@ func TestLandlockAlone(t *testing.T) {
 	// every mode.
 	var byMode []heldAttempt
 	for _, a := range logAttempts {
-		if strings.HasPrefix(a.name, "map an audit log descriptor shared and writable") || strings.HasPrefix(a.name, "write through") {
+		if strings.HasPrefix(a.name, "map a descriptor of the audit log or its index shared and writable") || strings.HasPrefix(a.name, "write through") {
 			byMode = append(byMode, a)
 		}
 	}
@@ -235,6 +235,36 @@ func TestLandlockAlone(t *testing.T) {
 	checkNoCaps(t, p.status, p)
 	checkNoCaps(t, p.wStatus, p)
 	signAndAudit(t, p, r.String())
+}
+
+// TestCapsWithoutBoundingSet: a lock-down that leaves the bounding set
+// (cmd/signstar's for local requests) still empties every other set on every
+// thread and locks the securebits, so that nothing can be raised again:
+// capset and unshare fail from a thread created afterwards. Seccomp is
+// simulated absent so that the calls reach the capability checks.
+func TestCapsWithoutBoundingSet(t *testing.T) {
+	if !inChild(t) {
+		runChild(t, newFixture(t))
+		return
+	}
+	fx := childFixture()
+	p := prepare(t, fx)
+	if _, err := p.lockdown(t, Options{Mode: BestEffort, Simulate: Seccomp}); err != nil {
+		t.Fatalf("Lockdown: %v", err)
+	}
+	tryHeld(t, p, capAttempts, true)
+	checkNoCaps(t, p.status, p)
+	checkNoCaps(t, p.wStatus, p)
+	if p.caps.effective&(1<<unix.CAP_SETPCAP) != 0 {
+		if v, err := unix.PrctlRetInt(unix.PR_GET_SECUREBITS, 0, 0, 0, 0); err != nil || v != lockedSecurebits {
+			t.Errorf("securebits %#x, %v; want %#x", v, err, lockedSecurebits)
+		}
+		if st := procStatus(t, p.status); st["CapBnd"] == "0000000000000000" {
+			t.Errorf("the bounding set was emptied without BoundingSet")
+		}
+	} else {
+		t.Logf("not run as root: no capabilities to drop")
+	}
 }
 
 // TestEnforceWithoutLandlock: enforce on a kernel without Landlock refuses

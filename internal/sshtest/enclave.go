@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
+
+	"github.com/signstar/signstar/internal/audit"
 )
 
 // Enclave is signstar laid out in a throwaway directory with the owners and
@@ -20,6 +23,7 @@ import (
 //	Dir/etc/repo.key.asc     USER:USER   0400
 //	Dir/etc/repo.pub.asc     root:root   0644
 //	Dir/log/audit.jsonl      root:USER   0660, append-only where supported
+//	Dir/log/audit.jsonl.idx  root:USER   0660, likewise (signstar audit rebuild)
 //
 // It takes two steps because sshd and the user come in between:
 // NewEnclave lays out the directories and the binary (Start needs the
@@ -147,7 +151,15 @@ func (e *Enclave) Install(name string, o EnclaveOptions) error {
 	if err := writeNew(e.Log, nil, 0o660, 0, gid); err != nil {
 		return err
 	}
-	e.AppendOnly, err = AppendOnly(e.Log)
+	// Its index, as `signstar audit rebuild` makes it: with the log's
+	// owner and mode.
+	if _, err := audit.Rebuild(e.Log, 10*time.Second); err != nil {
+		return err
+	}
+	if e.AppendOnly, err = AppendOnly(e.Log); err != nil || !e.AppendOnly {
+		return err
+	}
+	_, err = AppendOnly(audit.IndexPath(e.Log))
 	return err
 }
 
