@@ -342,11 +342,28 @@ var rowTests = map[Outcome]func(t *testing.T){
 		f.check(f.rq.Sign(sign()), FailedClientGone, "before the signature could be sent; it was discarded")
 	},
 	FailedRateLog: func(t *testing.T) {
+		// The index entry of a signature in the period is damaged, older
+		// than the newest block (which the append reads too): the count
+		// fails, the failure is recorded.
 		f := newFixture(t, "ed25519", `rate = "1/30d"`)
-		if err := f.rq.Log.Append(&audit.Record{Time: "yesterday", Outcome: audit.Signed, Profile: "repo"}); err != nil {
+		day := clock.Add(-24 * time.Hour).Format(audit.TimeFormat)
+		if err := f.rq.Log.Append(&audit.Record{Time: day, Outcome: audit.Signed, Profile: "repo"}); err != nil {
 			t.Fatal(err)
 		}
-		f.check(f.rq.Sign(sign()), FailedRateLog, "has no valid time")
+		for i := 0; i < audit.HeadsWindow+10; i++ {
+			if err := f.rq.Log.Append(&audit.Record{Time: day, Outcome: audit.Refused, Reason: "x", Profile: "repo"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		idx, err := os.ReadFile(audit.IndexPath(f.logPath))
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx[audit.EntrySize+9] ^= 1
+		if err := os.WriteFile(audit.IndexPath(f.logPath), idx, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f.check(f.rq.Sign(sign()), FailedRateLog, "entry 1 is damaged")
 	},
 	FailedSign: func(t *testing.T) {
 		f := newFixture(t, "ed25519")
