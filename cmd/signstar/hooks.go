@@ -16,6 +16,8 @@ const (
 	idleTimeoutForTests = ""
 	signalGraceForTests = ""
 	crashForTests       = ""
+	// refusalLimitsForTests: see hooks_testhooks.go.
+	refusalLimitsForTests = ""
 )
 
 // lockdownForTests is not reached without the tag (crashForTests is ""),

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-var hookSymbols = []string{"main.sandboxSimulate", "main.idleTimeoutForTests", "main.signalGraceForTests", "main.crashForTests"}
+var hookSymbols = []string{"main.sandboxSimulate", "main.idleTimeoutForTests", "main.signalGraceForTests", "main.crashForTests", "main.refusalLimitsForTests"}
 
 // The binary `make build` makes has no test hooks: none of their symbols
 // (so -ldflags -X has nothing to set) and no testhooks build tag; a binary

@@ -20,6 +20,10 @@ var (
 	// "panic" panics on the main goroutine, "goroutine" panics on another
 	// one, which no recover reaches.
 	crashForTests string
+	// refusalLimitsForTests, "PER_CLIENT/IN_WINDOW/SPACING" (e.g.
+	// "3/100/400ms"), replaces policy's limits on refusals so that a test
+	// reaches them quickly (throttle.go).
+	refusalLimitsForTests string
 )
 
 // lockdownForTests is sandbox.Lockdown, followed by the crash that

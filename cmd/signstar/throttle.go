@@ -7,12 +7,12 @@ import (
 	"github.com/signstar/signstar/internal/policy"
 )
 
-// refusalLimitsForTests, set with -ldflags -X as "PER_CLIENT/IN_WINDOW/SPACING"
-// (e.g. "3/100/400ms"), replaces policy's limits on refusals so that a test
-// can reach them quickly; nothing a user or client sends can reach it.
-var refusalLimitsForTests string
-
+// setRefusalLimitsForTests applies refusalLimitsForTests (a test hook,
+// "" in a release binary: hooks.go).
 func setRefusalLimitsForTests() {
+	if refusalLimitsForTests == "" {
+		return
+	}
 	var per, all int
 	var spacing string
 	if _, err := fmt.Sscanf(refusalLimitsForTests, "%d/%d/%s", &per, &all, &spacing); err != nil {

@@ -483,7 +483,8 @@ func (tx *Tx) Entry(seq uint64) (Entry, error) {
 	if seq == 0 || seq > tx.idx.count {
 		return Entry{}, fmt.Errorf("audit index %s has no entry %d", tx.l.idxPath, seq)
 	}
-	buf, start := tx.idx.tail, tx.idx.tailStart
+	var buf []byte
+	var start uint64
 	if tx.idx.count-seq < HeadsWindow {
 		if tx.idx.tail == nil {
 			first := uint64(1)

@@ -38,7 +38,7 @@ func biglog(args []string) error {
 	if *out == "" || *keyPath == "" || *n <= 0 || *signed < 0 || *signed > *n {
 		return errors.New("biglog needs -out, -key and 0 <= -signed <= -records")
 	}
-	key, err := keyfile.Open(*keyPath, "", time.Now())
+	key, err := keyfile.Open(keyfile.Options{Key: *keyPath}, time.Now())
 	if err != nil {
 		return err
 	}
