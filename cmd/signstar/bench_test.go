@@ -13,6 +13,7 @@ import (
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/backend/keyfile"
 	"github.com/signstar/signstar/internal/config"
+	"github.com/signstar/signstar/internal/sandbox"
 	"github.com/signstar/signstar/internal/testenv"
 )
 
@@ -125,7 +126,7 @@ func keyFingerprint(b *testing.B, gpg, home, pub string) string {
 func BenchmarkStartup(b *testing.B) {
 	dir := b.TempDir()
 	key := copyKey(b, dir, "ed25519")
-	cfgPath := benchConfig(b, dir, "ed25519", key, config.SandboxBestEffort)
+	cfgPath := benchConfig(b, dir, "ed25519", key, sandbox.BestEffort)
 	b.Run("config", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := config.Load(cfgPath); err != nil {

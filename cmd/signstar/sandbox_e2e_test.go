@@ -19,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/signstar/signstar/internal/audit"
-	"github.com/signstar/signstar/internal/config"
 	"github.com/signstar/signstar/internal/sandbox"
 	"github.com/signstar/signstar/internal/testenv"
 )
@@ -113,10 +112,10 @@ func (s *signing) wait() error {
 
 // strictestMode is enforce where this kernel can meet it, else best-effort.
 func strictestMode() string {
-	if sandbox.Check().CanMeet(config.SandboxEnforce) {
-		return config.SandboxEnforce
+	if sandbox.Check().CanMeet(sandbox.Enforce) {
+		return sandbox.Enforce
 	}
-	return config.SandboxBestEffort
+	return sandbox.BestEffort
 }
 
 func lastAuditRecord(t *testing.T, logPath string) audit.Record {

@@ -3,7 +3,6 @@ package audit
 import (
 	"bufio"
 	"bytes"
-	"crypto"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/signstar/signstar/internal/digest"
 )
 
 // VerifyError names the first line that does not fit the chain.
@@ -162,7 +163,7 @@ func checkSignature(r *Record) error {
 		return errors.New("signature was not made at the record's time")
 	}
 	algo, _, _ := strings.Cut(r.Digest, ":")
-	if want := map[string]crypto.Hash{"sha256": crypto.SHA256, "sha512": crypto.SHA512}[algo]; want == 0 || sig.Hash != want {
+	if want, ok := digest.Parse(algo); !ok || sig.Hash != want {
 		return errors.New("signature hash does not match the record's digest algorithm")
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/signstar/signstar/internal/config"
+	"github.com/signstar/signstar/internal/digest"
 )
 
 // MaxLength is the longest command string accepted from a client.
@@ -39,11 +40,7 @@ type Expect struct {
 
 // String is the ALGO:HEX form.
 func (e *Expect) String() string {
-	name := "sha256"
-	if e.Hash == crypto.SHA512 {
-		name = "sha512"
-	}
-	return name + ":" + hex.EncodeToString(e.Digest)
+	return digest.Name(e.Hash) + ":" + hex.EncodeToString(e.Digest)
 }
 
 // Error is a refusal of the command string; the message says what to send
@@ -158,16 +155,8 @@ func ParseWords(words []string, remote bool) (*Request, error) {
 // ParseExpect reads "sha256:HEX" or "sha512:HEX".
 func ParseExpect(s string) (*Expect, error) {
 	algo, hexDigest, ok := strings.Cut(s, ":")
-	var h crypto.Hash
-	switch algo {
-	case "sha256":
-		h = crypto.SHA256
-	case "sha512":
-		h = crypto.SHA512
-	default:
-		ok = false
-	}
-	if !ok {
+	h, known := digest.Parse(algo)
+	if !ok || !known {
 		return nil, refuse("--expect %q: use sha256:HEX or sha512:HEX", clip(s))
 	}
 	d, err := hex.DecodeString(strings.ToLower(hexDigest))

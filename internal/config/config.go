@@ -6,6 +6,7 @@ package config
 
 import (
 	"bytes"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,9 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/signstar/signstar/internal/backend/piv"
+	"github.com/signstar/signstar/internal/digest"
 )
 
 // DefaultPath is where signstar looks when no --config is given.
@@ -39,12 +43,6 @@ type Config struct {
 type Audit struct {
 	Path string `toml:"path"`
 }
-
-// Sandbox modes.
-const (
-	SandboxEnforce    = "enforce"
-	SandboxBestEffort = "best-effort"
-)
 
 // Sandbox is the [sandbox] table.
 type Sandbox struct {
@@ -77,6 +75,8 @@ type Profile struct {
 	PIV            PIV      `toml:"piv"`
 	TPM            TPM      `toml:"tpm"`
 
+	// HashFunc is hash, parsed.
+	HashFunc crypto.Hash `toml:"-"`
 	// MaxSize is max_size in bytes; 0 means no limit.
 	MaxSize int64 `toml:"-"`
 	// Rate is the parsed rate; nil means no limit.
@@ -296,17 +296,6 @@ func validSSHKey(s string) bool {
 	return true
 }
 
-// validSlot accepts the PIV key slots: 9a, 9c, 9d, 9e and the retired
-// slots 82 to 95.
-func validSlot(s string) bool {
-	switch s {
-	case "9a", "9c", "9d", "9e":
-		return true
-	}
-	n, err := strconv.ParseUint(s, 16, 8)
-	return err == nil && len(s) == 2 && n >= 0x82 && n <= 0x95
-}
-
 func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
@@ -343,8 +332,9 @@ func (p *Profile) check(loc *locator, i int) error {
 	if p.Hash == "" {
 		p.Hash = defaultOf("profile", "hash")
 	}
-	if hashes := KeyInfo("profile", "hash").Choices; !contains(hashes, p.Hash) {
-		return e("hash", fmt.Sprintf("%q is not supported: use %s", p.Hash, orQuoted(hashes)))
+	var ok bool
+	if p.HashFunc, ok = digest.Parse(p.Hash); !ok {
+		return e("hash", fmt.Sprintf("%q is not supported: use %s", p.Hash, orQuoted(digest.Names())))
 	}
 	if p.MaxSizeText != "" {
 		n, err := ParseSize(p.MaxSizeText)
@@ -404,8 +394,8 @@ func (p *Profile) check(loc *locator, i int) error {
 			p.PIV.Slot = defaultOf("profile.piv", "slot")
 		}
 		p.PIV.Slot = strings.ToLower(p.PIV.Slot)
-		if !validSlot(p.PIV.Slot) {
-			return e("piv.slot", fmt.Sprintf("%q is not a PIV slot: use 9a, 9c, 9d, 9e or 82-95", p.PIV.Slot))
+		if _, err := piv.ParseSlot(p.PIV.Slot); err != nil {
+			return e("piv.slot", err.Error())
 		}
 		if p.PIV.PINFile == "" {
 			return e("piv.pin_file", "missing: the file holding the card's PIN")

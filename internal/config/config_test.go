@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/signstar/signstar/internal/sandbox"
 )
 
 func TestExampleConfig(t *testing.T) {
@@ -12,7 +14,7 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Profiles) != 3 || c.Sandbox.Mode != SandboxEnforce {
+	if len(c.Profiles) != 3 || c.Sandbox.Mode != sandbox.Enforce {
 		t.Fatalf("got %+v", c)
 	}
 	repo := c.Profile("repo")

@@ -1,5 +1,11 @@
 package config
 
+import (
+	"github.com/signstar/signstar/internal/backend/piv"
+	"github.com/signstar/signstar/internal/digest"
+	"github.com/signstar/signstar/internal/sandbox"
+)
+
 // This file is the table of the configuration's keys. The checks in
 // config.go take their defaults and accepted values from it, a test holds
 // it equal to the Config struct's TOML tags, and signstar.toml(5) and the
@@ -46,7 +52,7 @@ var Keys = []Key{
 	{Table: "audit", Name: "path", Type: "string", Required: "always", Example: `"/var/log/signstar/audit.jsonl"`,
 		Desc:    "The hash-chained audit log, JSON Lines: one record per request, signed, refused or failed, fsynced before a signature is written. Root-owned, group of the signing user, mode 0660 and append-only (chattr +a).",
 		Refused: "a relative path"},
-	{Table: "sandbox", Name: "mode", Type: "string", Default: `"` + SandboxEnforce + `"`, Choices: []string{SandboxEnforce, SandboxBestEffort},
+	{Table: "sandbox", Name: "mode", Type: "string", Default: `"` + sandbox.Enforce + `"`, Choices: sandbox.Modes,
 		Desc: "enforce refuses to sign, with an audited failure, when any part of the sandbox (landlock, seccomp, no_new_privs) cannot be applied; best-effort signs and names what was missing in the record's sandbox field."},
 	{Table: "profile", Name: "name", Type: "string", Required: "always", Example: `"repo"`,
 		Desc:    "What clients and the server's --profile call the profile.",
@@ -60,7 +66,7 @@ var Keys = []Key{
 	{Table: "profile", Name: "passphrase_file", Type: "string", Example: `"/etc/signstar/repo.pass"`,
 		Desc:    "The key's passphrase (keyfile) or the agent key's (gpg-agent, through loopback pinentry), first line; same owner and mode as a secret key.",
 		Refused: "a relative path; in a piv or tpm profile"},
-	{Table: "profile", Name: "hash", Type: "string", Default: `"sha256"`, Choices: []string{"sha256", "sha512"},
+	{Table: "profile", Name: "hash", Type: "string", Default: `"sha256"`, Choices: digest.Names(),
 		Desc: "The signature's hash. P-384 keys need sha512."},
 	{Table: "profile", Name: "max_size", Type: "string", Example: `"4GiB"`,
 		Desc:    "The largest input signed: a number with B, KiB, MiB, GiB, TiB (or K, M, G, T, binary; KB, MB, GB, TB, decimal). Reading stops as soon as it is passed. No limit when absent.",
@@ -84,7 +90,7 @@ var Keys = []Key{
 		Refused: "a relative path"},
 	{Table: "profile.piv", Name: "reader", Type: "string", Example: `"Yubico"`,
 		Desc: "A substring of the PC/SC reader name; the first reader when empty."},
-	{Table: "profile.piv", Name: "slot", Type: "string", Default: `"9c"`, Choices: []string{"9a", "9c", "9d", "9e", "82-95"},
+	{Table: "profile.piv", Name: "slot", Type: "string", Default: `"9c"`, Choices: piv.SlotNames,
 		Desc: "The PIV slot holding the key."},
 	{Table: "profile.piv", Name: "pin_file", Type: "string", Required: "backend = \"piv\"", Example: `"/etc/signstar/piv.pin"`,
 		Desc:    "The card's PIN, first line, at most 8 characters; same owner and mode as a secret key. signstar reads the retries left first and refuses to sign, without trying the PIN, when only one is left.",

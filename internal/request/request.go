@@ -22,6 +22,7 @@ import (
 	"github.com/signstar/signstar/internal/backend"
 	"github.com/signstar/signstar/internal/command"
 	"github.com/signstar/signstar/internal/config"
+	"github.com/signstar/signstar/internal/digest"
 	"github.com/signstar/signstar/internal/policy"
 	"github.com/signstar/signstar/internal/sandbox"
 	"github.com/signstar/signstar/internal/signer"
@@ -250,10 +251,7 @@ func (s *session) open(asked string) *stop {
 	}
 	s.profile = p
 	s.sandbox = withEnforced(s.sandbox, p)
-	h, err := signer.ParseHash(p.Hash)
-	if err != nil {
-		return halt(FailedProfile, err.Error())
-	}
+	h := p.HashFunc
 	s.hash = h
 	key, err := s.Open(p, s.Now())
 	if err != nil {
@@ -282,7 +280,7 @@ func (s *session) lockdown() *stop {
 	s.sandbox = withEnforced(rep.String(), s.profile)
 	if err != nil {
 		var se *sandbox.Error
-		if errors.As(err, &se) && se.Mode == config.SandboxEnforce {
+		if errors.As(err, &se) && se.Mode == sandbox.Enforce {
 			return halt(FailedSandbox, fmt.Sprintf("%v: not signing; run 'signstar sandbox check', or set [sandbox] mode = \"best-effort\" in %s to sign without it", err, s.Config.Path))
 		}
 		return halt(FailedSandbox, err.Error())
@@ -359,7 +357,7 @@ func (s *session) receiveStdin(expect *command.Expect) (*artifact, *stop) {
 func (s *session) decide(a *artifact) *stop {
 	p := s.profile
 	if a.expect != nil && subtle.ConstantTimeCompare(a.got, a.expect.Digest) != 1 {
-		return halt(RefusedDigest, fmt.Sprintf("digest mismatch: expected %s, received %d bytes hashing to %s:%x", a.expect, a.in.Size, signer.HashName(a.expect.Hash), a.got))
+		return halt(RefusedDigest, fmt.Sprintf("digest mismatch: expected %s, received %d bytes hashing to %s:%x", a.expect, a.in.Size, digest.Name(a.expect.Hash), a.got))
 	}
 	if err := policy.CheckKind(p, a.kind); err != nil {
 		return halt(RefusedKind, err.Error())

@@ -36,6 +36,9 @@ const (
 	BestEffort = "best-effort"
 )
 
+// Modes are the modes, for the configuration's [sandbox] mode.
+var Modes = []string{Enforce, BestEffort}
+
 // MinLandlockABI is the Landlock ABI that Enforce requires: 4 brings TCP
 // bind/connect rules, 6 brings abstract UNIX socket and signal scoping.
 const MinLandlockABI = 6

@@ -16,13 +16,11 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/signstar/signstar/internal/backend"
+	"github.com/signstar/signstar/internal/digest"
 )
 
 // Rand is the randomness given to signers (ECDSA nonces); tests may replace it.
 var Rand io.Reader = rand.Reader
-
-// OpenPGP hash algorithm identifiers (RFC 4880, 9.4).
-var hashID = map[crypto.Hash]byte{crypto.SHA256: 8, crypto.SHA512: 10}
 
 // Sign makes a detached signature over in with key, created at t. The
 // packet is built here rather than by go-crypto so that it works with any
@@ -60,7 +58,7 @@ func signature(pub *packet.PublicKey, typ packet.SignatureType, h crypto.Hash, s
 	if pub.Version != 4 {
 		return nil, fmt.Errorf("signing key is v%d; only v4 is supported", pub.Version)
 	}
-	hid, ok := hashID[h]
+	hid, ok := digest.OpenPGPID(h)
 	if !ok {
 		return nil, fmt.Errorf("unsupported hash %v", h)
 	}

@@ -4,13 +4,13 @@ package signer
 
 import (
 	"crypto"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+
+	"github.com/signstar/signstar/internal/digest"
 )
 
 // BufferSize is the read size. Large reads keep the hash loop busy and the
@@ -37,7 +37,7 @@ func (in *Input) Digest() []byte { return in.clone().Sum(nil) }
 
 // DigestString is the digest as the audit log writes it: "sha256:HEX".
 func (in *Input) DigestString() string {
-	return HashName(in.Hash) + ":" + hex.EncodeToString(in.Digest())
+	return digest.Name(in.Hash) + ":" + hex.EncodeToString(in.Digest())
 }
 
 // clone copies the hash state so the raw digest and the signature's digest
@@ -51,36 +51,11 @@ func (in *Input) clone() hash.Hash {
 	return c.(hash.Hash)
 }
 
-// HashName is the lower-case name used in configuration and the audit log.
-func HashName(h crypto.Hash) string {
-	switch h {
-	case crypto.SHA256:
-		return "sha256"
-	case crypto.SHA512:
-		return "sha512"
-	}
-	return h.String()
-}
-
-// ParseHash maps "sha256" and "sha512" to their crypto.Hash.
-func ParseHash(name string) (crypto.Hash, error) {
-	switch name {
-	case "sha256":
-		return crypto.SHA256, nil
-	case "sha512":
-		return crypto.SHA512, nil
-	}
-	return 0, fmt.Errorf("unsupported hash %q: use sha256 or sha512", name)
-}
-
 func newHash(h crypto.Hash) (hash.Hash, error) {
-	switch h {
-	case crypto.SHA256:
-		return sha256.New(), nil
-	case crypto.SHA512:
-		return sha512.New(), nil
+	if digest.Name(h) == "" {
+		return nil, fmt.Errorf("unsupported hash %v", h)
 	}
-	return nil, fmt.Errorf("unsupported hash %v", h)
+	return h.New(), nil
 }
 
 // Partial reports a read that stopped early: how many bytes came through the

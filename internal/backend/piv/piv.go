@@ -34,7 +34,11 @@ const GuardRetries = 1
 // shorten it.
 var OpenTimeout = 10 * time.Second
 
-// ParseSlot maps a slot name (9a, 9c, 9d, 9e, 82-95) to piv-go's Slot.
+// SlotNames are the slots a profile may name, as the configuration and
+// messages list them: the four key slots and the retired ones.
+var SlotNames = []string{"9a", "9c", "9d", "9e", "82-95"}
+
+// ParseSlot maps a slot name (SlotNames) to piv-go's Slot.
 func ParseSlot(name string) (pivgo.Slot, error) {
 	switch strings.ToLower(name) {
 	case "9a":
@@ -46,12 +50,12 @@ func ParseSlot(name string) (pivgo.Slot, error) {
 	case "9e":
 		return pivgo.SlotCardAuthentication, nil
 	}
-	if n, err := strconv.ParseUint(name, 16, 8); err == nil {
+	if n, err := strconv.ParseUint(name, 16, 8); err == nil && len(name) == 2 {
 		if s, ok := pivgo.RetiredKeyManagementSlot(uint32(n)); ok {
 			return s, nil
 		}
 	}
-	return pivgo.Slot{}, fmt.Errorf("%q is not a PIV slot: use 9a, 9c, 9d, 9e or 82-95", name)
+	return pivgo.Slot{}, fmt.Errorf("%q is not a PIV slot: use %s", name, strings.Join(SlotNames, ", "))
 }
 
 // Options are a piv profile's: [profile] key and [profile.piv].
