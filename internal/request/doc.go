@@ -26,17 +26,21 @@
 // # Where things plug in
 //
 // A request shape (batch `sign --tar`, a client-hashed JSON request, a
-// quorum vote): its grammar in internal/command (command.go, spec.go), a
-// receive step here that yields an artifact (see receiveStdin), an entry
-// point beside Sign that runs open, lockdown, the new receive, decide and
-// commit, any new outcomes in outcome.go with a row each and a test each
-// in request_test.go (rowTests), its dispatch in cmd/signstar/sign.go, and
+// quorum vote): its grammar in internal/command (command.go, spec.go); here
+// a receive step that yields an artifact (see receiveStdin) and an entry
+// point beside Sign (request.go) that runs open, lockdown, the new receive,
+// decide and commit; any new outcome in outcome.go with its row in Table
+// and its test in request_test.go (rowTests, which TestTableComplete
+// insists on); its dispatch in cmd/signstar/sign.go (serve); and
 // docs/CONTRACT.md.
 //
-// A backend: a package under internal/backend/NAME whose Open returns a
-// *backend.Key, its [profile.NAME] table and name in internal/config
-// (config.go, keys.go), its case in OpenBackend and any error wording in
-// backendMessage (backend.go here), docs/CONTRACT.md and README.md.
+// A backend: a package internal/backend/NAME with Options and
+// Open(Options, now) (*backend.Key, error), reading secrets with
+// backend.ReadPassphrase and leaving the hash rule to backend.CheckHash; its
+// name and [profile.NAME] table in internal/config (config.go, keys.go);
+// its case in OpenBackend, the mapping of the profile onto its Options and
+// any error wording in backendMessage (backend.go here); a doctor check in
+// internal/doctor if it has files of its own; docs/CONTRACT.md, README.md.
 //
 // An artifact kind: its sniffer in internal/policy (detector.go and a file
 // of its own, with a fuzz test and samples under testdata), its name in
@@ -44,6 +48,8 @@
 // internal/config/keys.go, docs/CONTRACT.md.
 //
 // An audit sink: internal/audit (audit.go: Log, Tx.Append); the pipeline
-// writes only through Log.Append and Tx.Append, and the sandbox must keep
-// the sink's descriptors (Log.FDs, Log.AppendFDs) through the lock-down.
+// writes only through Log.Lock and Tx.Append (finish, appendRefusal,
+// commit), and the lock-down keeps the sink's descriptors (Log.FDs,
+// Log.AppendFDs; lockdown here). A sink that must see the record before the
+// signature is released belongs in commit, before the stdout write.
 package request
