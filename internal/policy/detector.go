@@ -2,62 +2,71 @@ package policy
 
 import (
 	"bufio"
-	"bytes"
-	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
-	"math"
-
-	"github.com/signstar/signstar/internal/zstd"
 )
 
 // Limits bound the work and memory of detection on hostile input.
 type Limits struct {
-	// Decompressed caps the bytes decompressed for one artifact. A
-	// compressed tar that goes on longer (a zip bomb, or a database larger
-	// than any real one) is of no known kind.
+	// Decompressed and Ratio cap the bytes decompressed for one artifact:
+	// at most Decompressed plus Ratio times the compressed bytes seen. A
+	// stream that goes on longer (a compression bomb) is of no known kind.
 	Decompressed int64
-	// Window caps the zstd window and the xz dictionary, the memory a
-	// decoder holds.
+	Ratio        int64
+	// Window caps the window (zstd) or dictionary (xz, lzip) a decoder
+	// holds. Declared windows may be larger: a decoder keeps at most
+	// min(declared, decoded so far, Window) bytes, and a back-reference
+	// farther back than Window fails.
 	Window int64
 }
 
-// DefaultLimits: 1 GiB of tar is several times Arch's largest .files
-// database; 32 MiB is the window of zstd --ultra -20, as Arch has built
-// packages with, and the dictionary of xz -8.
-var DefaultLimits = Limits{Decompressed: 1 << 30, Window: 32 << 20}
+// DefaultLimits: 1 GiB of tar, several times Arch's largest .files
+// database, plus 32 times the compressed size, so a 2 GiB package at a
+// real ratio passes and a bomb stops. 64 MiB of window holds every xz
+// preset (-9 and -9e declare 64 MiB) and zstd up to --ultra -21 whatever
+// the size; larger zstd windows (-22, --long=27 and up: 128 MiB and more)
+// work as long as no match reaches farther back than 64 MiB, which holds
+// for every package that decompresses to at most 64 MiB.
+var DefaultLimits = Limits{Decompressed: 1 << 30, Ratio: 32, Window: 64 << 20}
 
-const headLen = 6 // enough for the xz magic, the longest
-
-type detState int
-
-const (
-	stHead  detState = iota // reading the first headLen bytes
-	stISO                   // not compressed: capturing the volume descriptor
-	stCount                 // answer depends only on the size now
-	stTar                   // compressed: feeding the goroutine
-)
+// headLen is what the detector looks at before it starts the walk: a tar
+// header block, which holds every compression magic too.
+const headLen = 512
 
 // Detector finds the kind of an artifact from its bytes as they stream past,
 // without buffering it and without a second pass. Give every chunk to
 // Observe, in order (it fits signer.Read's observe argument), then call Kind
-// once the input has ended. Close releases the decompressing goroutine; it
-// is safe to call at any time and more than once, and must be called when
-// the input is abandoned before Kind.
+// once the input has ended. Close releases the walking goroutine; it is safe
+// to call at any time and more than once, and must be called when the input
+// is abandoned before Kind.
+//
+// The kind is decided on the whole artifact (README, "Kinds"): a package or
+// database is a complete tar, compressed or not, with nothing after its end;
+// an ISO 9660 image is a valid primary volume descriptor at byte 32768 whose
+// volume fits the input. Bytes that are both, or an image whose first block
+// opens as an archive, are of no known kind.
 //
 // A Detector is for one goroutine: Observe, Kind and Close must not run
 // concurrently.
 type Detector struct {
-	lim   Limits
-	state detState
-	n     int64
-	head  [headLen]byte
-	pvd   [pvdSize]byte
+	lim  Limits
+	n    int64
+	head [headLen]byte
+	pvd  [pvdSize]byte
 
-	p      *pipe
-	result chan string
-	kind   string
-	ended  bool
+	p       *pipe
+	result  chan walkResult
+	started bool
+	opens   bool // the head opens as an archive: a tar header or a compression magic
+	kind    string
+	note    string
+	ended   bool
+}
+
+type walkResult struct {
+	kind string
+	note string
 }
 
 // NewDetector returns a Detector with DefaultLimits.
@@ -73,35 +82,24 @@ func (d *Detector) Observe(p []byte) {
 	}
 	off := d.n
 	d.n += int64(len(p))
-	switch d.state {
-	case stHead:
-		if off < headLen {
-			copy(d.head[off:], p)
-		}
-		if d.n < headLen {
-			return
-		}
-		if dec := compression(d.head[:]); dec != nil {
-			d.state = stTar
-			d.start(dec)
-			d.p.write(d.head[:])
-			d.p.write(p[headLen-off:])
-			return
-		}
-		d.state = stISO
-		fallthrough
-	case stISO:
-		if end := off + int64(len(p)); end > pvdOffset && off < pvdOffset+pvdSize {
-			lo := max(off, pvdOffset)
-			hi := min(end, pvdOffset+pvdSize)
-			copy(d.pvd[lo-pvdOffset:hi-pvdOffset], p[lo-off:hi-off])
-		}
-		if d.n >= pvdOffset+pvdSize {
-			d.state = stCount
-		}
-	case stTar:
-		d.p.write(p)
+	if end := d.n; end > pvdOffset && off < pvdOffset+pvdSize {
+		lo := max(off, pvdOffset)
+		hi := min(end, pvdOffset+pvdSize)
+		copy(d.pvd[lo-pvdOffset:hi-pvdOffset], p[lo-off:hi-off])
 	}
+	if d.started {
+		d.p.write(p)
+		return
+	}
+	if off < headLen {
+		copy(d.head[off:], p)
+	}
+	if d.n < headLen {
+		return
+	}
+	d.start()
+	d.p.write(d.head[:])
+	d.p.write(p[headLen-off:])
 }
 
 // Write is Observe as an io.Writer; it never fails.
@@ -111,24 +109,41 @@ func (d *Detector) Write(p []byte) (int, error) {
 }
 
 // Kind is the artifact's kind, once the whole input has been observed:
-// KindPackage, KindDB, KindISO or KindUnknown. It waits for the
-// decompressing goroutine, whose work is bounded by the Limits.
+// KindPackage, KindDB, KindISO or KindUnknown. It waits for the walking
+// goroutine, whose work is bounded by the Limits.
 func (d *Detector) Kind() string {
 	if d.ended {
 		return d.kind
 	}
+	if !d.started {
+		d.start()
+		d.p.write(d.head[:min(d.n, headLen)])
+	}
 	d.ended = true
-	switch d.state {
-	case stTar:
-		d.p.closeWrite()
-		d.kind = <-d.result
-	case stCount:
-		if vol, ok := parsePVD(d.pvd[:]); ok && vol <= d.n {
-			d.kind = KindISO
+	d.p.closeWrite()
+	res := <-d.result
+	vol, okPVD := parsePVD(d.pvd[:])
+	iso := okPVD && vol <= d.n && d.n >= pvdOffset+pvdSize
+	switch {
+	case iso && res.kind != KindUnknown:
+		d.kind, d.note = KindUnknown, fmt.Sprintf("both a %s and an ISO 9660 image", res.kind)
+	case iso && d.opens:
+		d.kind, d.note = KindUnknown, "an ISO 9660 image whose first bytes open as an archive"
+		if res.note != "" {
+			d.note += " (" + res.note + ")"
 		}
+	case iso:
+		d.kind = KindISO
+	default:
+		d.kind, d.note = res.kind, res.note
 	}
 	return d.kind
 }
+
+// Note says, for some artifacts of no known kind, why: a format signstar
+// cannot decode, a window beyond its limit, bytes that are two kinds at
+// once. It is "" otherwise, and before Kind.
+func (d *Detector) Note() string { return d.note }
 
 // Close stops detection; a later Kind is KindUnknown.
 func (d *Detector) Close() {
@@ -137,83 +152,82 @@ func (d *Detector) Close() {
 	}
 	d.ended = true
 	d.kind = KindUnknown
-	if d.state == stTar {
+	if d.started {
 		d.p.stop()
 		d.p.closeWrite()
 		<-d.result
 	}
 }
 
-type decoder func(r *bufio.Reader, lim Limits) (io.Reader, func(), error)
-
-// compression picks the decoder for the magic at the start of head.
-func compression(head []byte) decoder {
-	switch {
-	case bytes.HasPrefix(head, []byte{0x1F, 0x8B, 0x08}):
-		return openGzip
-	case bytes.HasPrefix(head, []byte{0x28, 0xB5, 0x2F, 0xFD}):
-		return openZstd
-	case bytes.HasPrefix(head, xzMagic):
-		return openXZ
-	}
-	return nil
-}
-
-func openGzip(r *bufio.Reader, _ Limits) (io.Reader, func(), error) {
-	z, err := gzip.NewReader(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	return z, func() { z.Close() }, nil
-}
-
-// openZstd decodes with Go's own decoder (internal/zstd), which has no
-// package init to pay for in every signing process. A frame whose window
-// passes lim.Window fails on the first Read.
-func openZstd(r *bufio.Reader, lim Limits) (io.Reader, func(), error) {
-	return zstd.NewReaderWindow(r, int(min(lim.Window, math.MaxInt))), func() {}, nil
-}
-
-func openXZ(r *bufio.Reader, lim Limits) (io.Reader, func(), error) {
-	x, err := newXZReader(r, lim.Window)
-	if err != nil {
-		return nil, nil, err
-	}
-	return x, func() {}, nil
-}
-
 // start runs the decompression and the tar walk in a goroutine fed by the
 // pipe, so the hash pass only pays for a copy of each chunk, and nothing at
 // all once the answer is known.
-func (d *Detector) start(dec decoder) {
+func (d *Detector) start() {
+	d.started = true
+	head := d.head[:min(d.n, headLen)]
+	f := formatOf(head)
+	d.opens = f != nil || tarHeaderLike(head)
 	d.p = newPipe()
-	d.result = make(chan string, 1)
+	d.result = make(chan walkResult, 1)
 	go func() {
-		kind := sniffCompressed(d.p, dec, d.lim)
+		res := walk(d.p, f, d.lim)
 		d.p.finish()
-		d.result <- kind
+		d.result <- res
 	}()
 }
 
-func sniffCompressed(r io.Reader, dec decoder, lim Limits) string {
-	z, closeFn, err := dec(bufio.NewReaderSize(r, 64<<10), lim)
-	if err != nil {
-		return KindUnknown
+// walk decompresses (for a compressed format) and walks the tar to the end
+// of the input.
+func walk(in io.Reader, f *format, lim Limits) walkResult {
+	if f == nil {
+		kind, _ := sniffTarErr(in)
+		return walkResult{kind: kind}
 	}
-	defer closeFn()
-	return sniffTar(&capReader{r: z, left: lim.Decompressed})
+	if f.open == nil {
+		return walkResult{note: f.unsupported}
+	}
+	cin := &countingReader{r: in}
+	br := bufio.NewReaderSize(cin, 64<<10)
+	z, err := f.open(br, lim)
+	if err != nil {
+		return walkResult{note: f.noteFor(err, lim)}
+	}
+	kind, err := sniffTarErr(&capReader{r: z, in: cin, lim: lim})
+	if err != nil {
+		return walkResult{note: f.noteFor(err, lim)}
+	}
+	return walkResult{kind: kind}
 }
 
-var errTooMuch = errors.New("policy: decompressed data passed the detection limit")
+var (
+	errTooMuch = errors.New("policy: decompressed data passed the detection limit")
+	errWindow  = errors.New("policy: window larger than the detector holds")
+)
 
-// capReader fails once more than left bytes have come through.
+// countingReader counts the compressed bytes the decoder has taken.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// capReader fails once more than lim.Decompressed + lim.Ratio times the
+// compressed bytes taken so far have come through.
 type capReader struct {
 	r    io.Reader
-	left int64
+	in   *countingReader
+	lim  Limits
+	done int64
 }
 
 func (c *capReader) Read(p []byte) (int, error) {
-	if c.left <= 0 {
+	left := c.lim.Decompressed + c.lim.Ratio*c.in.n - c.done
+	if left <= 0 {
 		// Exactly at the limit is fine if the stream ends there.
 		var one [1]byte
 		n, err := io.ReadFull(c.r, one[:])
@@ -223,12 +237,17 @@ func (c *capReader) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		return 0, errTooMuch
+		if c.lim.Decompressed+c.lim.Ratio*c.in.n-c.done <= 0 {
+			return 0, errTooMuch
+		}
+		c.done++
+		p[0] = one[0]
+		return 1, nil
 	}
-	if int64(len(p)) > c.left {
-		p = p[:c.left]
+	if int64(len(p)) > left {
+		p = p[:left]
 	}
 	n, err := c.r.Read(p)
-	c.left -= int64(n)
+	c.done += int64(n)
 	return n, err
 }

@@ -26,6 +26,7 @@ const (
 // KindError refuses an artifact whose kind the profile does not allow.
 type KindError struct {
 	Kind    string   // detected kind, "" for unknown data
+	Note    string   // for unknown data, why, when the detector could say
 	Profile string   // profile name
 	Allowed []string // the profile's kinds
 }
@@ -34,14 +35,21 @@ func (e *KindError) Error() string {
 	k := e.Kind
 	if k == KindUnknown {
 		k = "unknown (not a pacman-package, pacman-db or iso)"
+		if e.Note != "" {
+			k = "unknown (not a pacman-package, pacman-db or iso: " + e.Note + ")"
+		}
 	}
 	return fmt.Sprintf("kind %s not allowed in profile %s (kinds: %s)", k, e.Profile, strings.Join(e.Allowed, ", "))
 }
 
-// CheckKind returns a *KindError unless p may sign an artifact of kind.
-func CheckKind(p *config.Profile, kind string) error {
+// CheckKind returns a *KindError unless p may sign an artifact of kind;
+// note is the Detector's Note, said in the refusal of unknown data.
+func CheckKind(p *config.Profile, kind, note string) error {
 	if p.AllowsKind(kind) {
 		return nil
 	}
-	return &KindError{Kind: kind, Profile: p.Name, Allowed: append([]string(nil), p.Kinds...)}
+	if kind != KindUnknown {
+		note = ""
+	}
+	return &KindError{Kind: kind, Note: note, Profile: p.Name, Allowed: append([]string(nil), p.Kinds...)}
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"hash/crc32"
 	"io"
 
@@ -15,7 +14,10 @@ import (
 // bsdtar write for packages and databases). It parses the container itself
 // instead of using xz.Reader because xz.Reader allocates whatever dictionary
 // a block header asks for, up to 1.5 GiB from a 30-byte input; here a block
-// asking for more than maxDict is refused before anything is allocated.
+// is given at most maxDict of dictionary whatever it declares (xz -9 declares
+// 64 MiB for a package of 1 KiB), and a match farther back fails with
+// errWindow. The dictionary's pages are touched as data is decoded into it,
+// so the memory held grows with min(declared, decoded so far, maxDict).
 //
 // Checks (CRC64, SHA-256) are skipped: the bytes are hashed and signed as
 // they are, this only decides what they look like.
@@ -24,6 +26,7 @@ type xzReader struct {
 	maxDict int64
 	check   int // size of each block's check field
 	block   io.Reader
+	short   bool // the block declares more dictionary than it was given
 	err     error
 }
 
@@ -47,9 +50,8 @@ func (c *countReader) ReadByte() (byte, error) {
 }
 
 var (
-	xzMagic       = []byte{0xFD, '7', 'z', 'X', 'Z', 0x00}
-	errXZ         = errors.New("xz: malformed stream")
-	errXZDictSize = errors.New("xz: dictionary larger than the detector allows")
+	xzMagic = []byte{0xFD, '7', 'z', 'X', 'Z', 0x00}
+	errXZ   = errors.New("xz: malformed stream")
 )
 
 // checkSizes maps the stream's check type to the size of the check field.
@@ -91,6 +93,9 @@ func (x *xzReader) Read(p []byte) (int, error) {
 			continue
 		}
 		if err != nil {
+			if x.short && err.Error() == "writeMatch: distance out of range" {
+				err = errWindow
+			}
 			x.err = err
 		}
 		return n, err
@@ -149,10 +154,8 @@ func (x *xzReader) nextBlock() error {
 			return errXZ
 		}
 	}
-	if dict > x.maxDict {
-		return errXZDictSize
-	}
-	dict = max(dict, lzma.MinDictCap)
+	x.short = dict > x.maxDict
+	dict = max(min(dict, x.maxDict), lzma.MinDictCap)
 	lr, err := lzma.Reader2Config{DictCap: int(dict)}.NewReader2(x.r)
 	if err != nil {
 		return errXZ
@@ -212,7 +215,7 @@ func (x *xzReader) index() error {
 		return errXZ
 	}
 	if _, err := x.r.ReadByte(); err != io.EOF {
-		return fmt.Errorf("xz: data after the stream")
+		return errTrailing
 	}
 	return io.EOF
 }

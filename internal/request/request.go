@@ -293,6 +293,7 @@ func (s *session) lockdown() *stop {
 type artifact struct {
 	in   *signer.Input
 	kind string
+	note string // the detector's Note: why the kind is unknown, when it could say
 	// expect is the client's --expect, nil without one; got is the
 	// upload's digest under expect's hash.
 	expect *command.Expect
@@ -341,7 +342,7 @@ func (s *session) receiveStdin(expect *command.Expect) (*artifact, *stop) {
 	if clientGone(s.Stdout) {
 		return nil, halt(FailedClientGone, "the client disconnected before the upload finished; nothing was signed")
 	}
-	a := &artifact{in: in, kind: s.kind, expect: expect}
+	a := &artifact{in: in, kind: s.kind, note: det.Note(), expect: expect}
 	if expect != nil {
 		a.got = in.Digest()
 		if extra != nil {
@@ -359,7 +360,7 @@ func (s *session) decide(a *artifact) *stop {
 	if a.expect != nil && subtle.ConstantTimeCompare(a.got, a.expect.Digest) != 1 {
 		return halt(RefusedDigest, fmt.Sprintf("digest mismatch: expected %s, received %d bytes hashing to %s:%x", a.expect, a.in.Size, digest.Name(a.expect.Hash), a.got))
 	}
-	if err := policy.CheckKind(p, a.kind); err != nil {
+	if err := policy.CheckKind(p, a.kind, a.note); err != nil {
 		return halt(RefusedKind, err.Error())
 	}
 	// Without a rate the lock is taken for the append only, and signers do

@@ -5,6 +5,7 @@
 package zstd
 
 import (
+	"fmt"
 	"io"
 )
 
@@ -399,6 +400,10 @@ func (r *Reader) copyFromWindow(rbr *reverseBitReader, offset, match uint32) err
 		lenWindow := r.window.len()
 		copy := offset - lenBlock
 		if copy > lenWindow {
+			// signstar: past the part of a declared window not held.
+			if r.hold > 0 && uint64(lenWindow) == uint64(r.window.size) && uint64(offset) <= r.declared {
+				return r.wrapError(0, fmt.Errorf("%w: a match %d bytes back, %d held", ErrWindowSize, offset, r.hold))
+			}
 			return rbr.makeError("offset past window")
 		}
 		windowOffset := lenWindow - copy

@@ -31,6 +31,12 @@ type Reader struct {
 
 	// The largest window a frame may ask for. (signstar)
 	maxWindow int
+	// With hold > 0 a frame may declare any window up to 2 GiB, and at
+	// most hold bytes of it are kept; a back-reference farther back fails
+	// with ErrWindowSize. (signstar)
+	hold int
+	// The window the current frame declares. (signstar)
+	declared uint64
 
 	// Whether we have read the frame header.
 	// This is of interest when buffer is empty.
@@ -102,6 +108,20 @@ type Reader struct {
 // signstar: replaces NewReader, whose window was capped at 8 MiB.
 func NewReaderWindow(input io.Reader, maxWindow int) *Reader {
 	r := &Reader{maxWindow: maxWindow}
+	r.Reset(input)
+	return r
+}
+
+// NewReaderHeld creates a Reader for frames that declare any window up
+// to 2 GiB (zstd --long=31), of which it keeps at most hold bytes: the
+// window a frame really needs is the lesser of what it declares and what
+// it has decoded so far, and the memory grows with that. A back-reference
+// to data more than hold bytes back fails with [ErrWindowSize].
+//
+// signstar: makepkg compresses from a pipe, so a frame declares its
+// level's whole window (128 MiB for --ultra -22) whatever the size.
+func NewReaderHeld(input io.Reader, hold int) *Reader {
+	r := &Reader{maxWindow: 1 << 31, hold: hold}
 	r.Reset(input)
 	return r
 }
@@ -324,6 +344,11 @@ retry:
 	r.repeatedOffset2 = 4
 	r.repeatedOffset3 = 8
 	r.huffmanTableBits = 0
+	// signstar: with hold, keep only as much of the window as allowed.
+	r.declared = windowSize
+	if r.hold > 0 && windowSize > uint64(r.hold) {
+		windowSize = uint64(r.hold)
+	}
 	r.window.reset(int(windowSize))
 	r.seqTables[0] = nil
 	r.seqTables[1] = nil

@@ -75,3 +75,14 @@ dd if=img.iso of="$out/iso-pvd.bin" bs=2048 skip=16 count=1 status=none
 
 # Random data.
 head -c 4096 /dev/urandom > "$out/random.bin"
+
+# The package in every other compression pacman reads (FuzzDetector and the
+# per-format fuzz targets seed from these).
+bzip2 -c -f < "$work/hello.tar" > "$out/hello-1.0-1-any.pkg.tar.bz2"
+lz4 -q < "$work/hello.tar" > "$out/hello-1.0-1-any.pkg.tar.lz4"
+lz4 -q -12 -BD < "$work/hello.tar" > "$out/hello-1.0-1-any.pkg.tar.lz4d"
+lzip -c -f -9 < "$work/hello.tar" > "$out/hello-1.0-1-any.pkg.tar.lz"
+lzop -q -9 < "$work/hello.tar" > "$out/hello-1.0-1-any.pkg.tar.lzo"
+compress -c -f < "$work/hello.tar" > "$out/hello-1.0-1-any.pkg.tar.Z"
+zstd -c -z -q --ultra -22 - < "$work/hello.tar" > "$out/hello-1.0-1-any.pkg.tar.zst22"
+cp "$work/hello.tar" "$out/hello-1.0-1-any.pkg.tar"
