@@ -13,6 +13,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BUILD_DEBS  := gcc pkg-config libseccomp-dev
 # Real peers the tests and the demo talk to.
 PEER_DEBS   := gnupg gpg-agent gpgconf scdaemon gpgv sqv sq pacman-package-manager makepkg libarchive-tools zstd xz-utils \
+               gzip bzip2 lz4 lzip lzop ncompress lrzip \
                openssh-server openssh-client pcscd libpcsclite1 vsmartcard-vpcd xorriso util-linux e2fsprogs \
                passwd procps swtpm
 BENCH_DEBS  := time
