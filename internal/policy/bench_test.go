@@ -166,3 +166,63 @@ func BenchmarkHashPassDB(b *testing.B) {
 		})
 	}
 }
+
+// bigPackage is a zstd package of 256 MiB of tar (half text-like, half
+// random, so it compresses about 2:1 as real packages do), made with
+// archive/tar in makepkg's layout.
+func bigPackage(b *testing.B) []byte {
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	info := []byte("pkgname = big\npkgver = 1-1\n")
+	tw.WriteHeader(&tar.Header{Name: ".PKGINFO", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(info))})
+	tw.Write(info)
+	text := bytes.Repeat([]byte("a line of a text file in a package, numbered 0123456789\n"), 1<<14)
+	random := make([]byte, len(text))
+	for i := range random {
+		random[i] = byte(i*7919 + i>>7*31 + i>>13)
+	}
+	for i := range 256 << 20 / (2 * len(text)) {
+		for j, body := range [][]byte{text, random} {
+			tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("usr/share/big/f%d-%d", i, j), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))})
+			tw.Write(body)
+		}
+	}
+	tw.Close()
+	var z bytes.Buffer
+	w, err := zstd.NewWriter(&z)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w.Write(raw.Bytes())
+	w.Close()
+	if k := detect(z.Bytes(), 0); k != KindPackage {
+		b.Fatalf("kind %q", k)
+	}
+	return z.Bytes()
+}
+
+// BenchmarkHashPassPackage: a package is now decompressed and walked to
+// its end while it streams (issue 12.2), in a goroutine beside the hash.
+func BenchmarkHashPassPackage(b *testing.B) {
+	data := bigPackage(b)
+	b.Logf("package: %d MiB compressed", len(data)>>20)
+	for _, withDetect := range []bool{false, true} {
+		b.Run(map[bool]string{false: "plain", true: "detect"}[withDetect], func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				var observe func([]byte)
+				var d *Detector
+				if withDetect {
+					d = NewDetector()
+					observe = d.Observe
+				}
+				if _, err := signer.Read(bytes.NewReader(data), crypto.SHA256, 0, observe); err != nil {
+					b.Fatal(err)
+				}
+				if d != nil && d.Kind() != KindPackage {
+					b.Fatal("not detected as a package")
+				}
+			}
+		})
+	}
+}

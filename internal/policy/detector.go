@@ -88,7 +88,9 @@ func (d *Detector) Observe(p []byte) {
 		copy(d.pvd[lo-pvdOffset:hi-pvdOffset], p[lo-off:hi-off])
 	}
 	if d.started {
-		d.p.write(p)
+		if d.p != nil {
+			d.p.write(p)
+		}
 		return
 	}
 	if off < headLen {
@@ -97,9 +99,10 @@ func (d *Detector) Observe(p []byte) {
 	if d.n < headLen {
 		return
 	}
-	d.start()
-	d.p.write(d.head[:])
-	d.p.write(p[headLen-off:])
+	if d.start() {
+		d.p.write(d.head[:])
+		d.p.write(p[headLen-off:])
+	}
 }
 
 // Write is Observe as an io.Writer; it never fails.
@@ -115,13 +118,15 @@ func (d *Detector) Kind() string {
 	if d.ended {
 		return d.kind
 	}
-	if !d.started {
-		d.start()
+	if !d.started && d.start() {
 		d.p.write(d.head[:min(d.n, headLen)])
 	}
 	d.ended = true
-	d.p.closeWrite()
-	res := <-d.result
+	var res walkResult
+	if d.p != nil {
+		d.p.closeWrite()
+		res = <-d.result
+	}
 	vol, okPVD := parsePVD(d.pvd[:])
 	iso := okPVD && vol <= d.n && d.n >= pvdOffset+pvdSize
 	switch {
@@ -152,7 +157,7 @@ func (d *Detector) Close() {
 	}
 	d.ended = true
 	d.kind = KindUnknown
-	if d.started {
+	if d.p != nil {
 		d.p.stop()
 		d.p.closeWrite()
 		<-d.result
@@ -161,12 +166,18 @@ func (d *Detector) Close() {
 
 // start runs the decompression and the tar walk in a goroutine fed by the
 // pipe, so the hash pass only pays for a copy of each chunk, and nothing at
-// all once the answer is known.
-func (d *Detector) start() {
+// all once the answer is known. It reports whether it did: data that is
+// neither compressed nor begins with a tar block (a header or the zeros of
+// an empty archive, or of an ISO's system area) is no archive, and needs no
+// goroutine (whose thread a 1 KiB request would pay for).
+func (d *Detector) start() bool {
 	d.started = true
 	head := d.head[:min(d.n, headLen)]
 	f := formatOf(head)
 	d.opens = f != nil || tarHeaderLike(head)
+	if !d.opens && !allZero(head) {
+		return false
+	}
 	d.p = newPipe()
 	d.result = make(chan walkResult, 1)
 	go func() {
@@ -174,6 +185,7 @@ func (d *Detector) start() {
 		d.p.finish()
 		d.result <- res
 	}()
+	return true
 }
 
 // walk decompresses (for a compressed format) and walks the tar to the end

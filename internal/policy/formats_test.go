@@ -59,10 +59,10 @@ mkdir -p pkg/usr/share/m
 cd pkg
 printf 'pkgname = m\npkgbase = m\npkgver = 1.0-1\narch = any\nsize = 1\n' > .PKGINFO
 printf 'format = 2\npkgname = m\n' > .BUILDINFO
-seq 1 200000 > usr/share/m/text
-head -c 300000 /dev/urandom > usr/share/m/random
+seq 1 30000 > usr/share/m/text
+head -c 40000 /dev/urandom > usr/share/m/random
 cp usr/share/m/random usr/share/m/copy
-yes 'a line said over and over' | head -c 200000 > usr/share/m/runs
+yes 'a line said over and over' | head -c 40000 > usr/share/m/runs
 printf '.BUILDINFO\0.PKGINFO\0usr\0usr/share\0usr/share/m\0usr/share/m/copy\0usr/share/m/random\0usr/share/m/runs\0usr/share/m/text\0' > ../list
 bsdtar --no-fflags -cnf - --null --files-from ../list > ../m-1.0-1-any.pkg.tar
 cd ..
@@ -180,7 +180,8 @@ func TestTarEnd(t *testing.T) {
 		{"no record padding", pkg[:end+1024], KindPackage},
 		{"one end block", pkg[:end+512], KindUnknown},
 		{"no end blocks", pkg[:end], KindUnknown},
-		{"padding not to a block", pkg[:end+1024+100], KindUnknown},
+		{"padding not to a block", append(bytes.Clone(pkg[:end+1024]), make([]byte, 100)...), KindUnknown},
+		{"a record of padding", append(bytes.Clone(pkg[:end+1024]), make([]byte, 9216)...), KindPackage},
 		{"128 KiB of zeros after", append(bytes.Clone(pkg[:end+1024]), make([]byte, 128<<10)...), KindUnknown},
 		{"a byte after the padding", append(bytes.Clone(pkg), 1), KindUnknown},
 		{"a byte in the padding", func() []byte { b := bytes.Clone(pkg); b[len(b)-1] = 1; return b }(), KindUnknown},
@@ -266,8 +267,8 @@ func TestLrzipNamed(t *testing.T) {
 func TestWindowBeyondLimit(t *testing.T) {
 	testenv.NeedTool(t, "zstd", "zstd")
 	testenv.NeedTool(t, "xz", "xz-utils")
-	// A tar of 2 MiB of random bytes, then the same 2 MiB again, 5 MiB on.
-	random := make([]byte, 2<<20)
+	// A tar of 512 KiB of random bytes, then the same again, 1.5 MiB on.
+	random := make([]byte, 512<<10)
 	rand.Read(random)
 	var raw bytes.Buffer
 	tw := tar.NewWriter(&raw)
@@ -277,17 +278,17 @@ func TestWindowBeyondLimit(t *testing.T) {
 	for _, name := range []string{"a", "gap", "b"} {
 		body := random
 		if name == "gap" {
-			body = make([]byte, 3<<20)
+			body = make([]byte, 1<<20)
 			rand.Read(body)
 		}
 		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body))})
 		tw.Write(body)
 	}
 	tw.Close()
-	lim := Limits{Decompressed: 1 << 30, Ratio: 32, Window: 4 << 20}
-	for _, cmd := range []string{"zstd -q -c --long=23 -", "xz -c -z -9 -"} {
+	lim := Limits{Decompressed: 1 << 30, Ratio: 32, Window: 1 << 20}
+	for _, cmd := range []string{"zstd -q -c --long=21 -", "xz -c -z -6 -"} {
 		z := compressWith(t, cmd, raw.Bytes())
-		if raw.Len() < 7<<20 || len(z) > 6<<20 {
+		if raw.Len() < 2<<20 || len(z) > 1600<<10 {
 			t.Fatalf("%s: %d bytes, the match was not found", cmd, len(z))
 		}
 		if got := detectLimits(z, 4096, DefaultLimits); got != KindPackage {
@@ -295,8 +296,8 @@ func TestWindowBeyondLimit(t *testing.T) {
 		}
 		d := NewDetectorLimits(lim)
 		d.Observe(z)
-		if kind, note := d.Kind(), d.Note(); kind != KindUnknown || !strings.Contains(note, "needs more than the 4 MiB of window signstar holds") {
-			t.Errorf("%s with a 4 MiB window: kind %q, note %q", cmd, kind, note)
+		if kind, note := d.Kind(), d.Note(); kind != KindUnknown || !strings.Contains(note, "needs more than the 1 MiB of window signstar holds") {
+			t.Errorf("%s with a 1 MiB window: kind %q, note %q", cmd, kind, note)
 		}
 	}
 }
