@@ -278,7 +278,9 @@ func matrixInstall(t *testing.T, dir, repos string, names []string) {
 		return string(out)
 	}
 	t.Cleanup(func() { exec.Command("gpgconf", "--homedir", gpgDir, "--kill", "all").Run() })
-	pk := func(args ...string) { run("pacman-key", append([]string{"--config", confPath, "--gpgdir", gpgDir}, args...)...) }
+	pk := func(args ...string) {
+		run("pacman-key", append([]string{"--config", confPath, "--gpgdir", gpgDir}, args...)...)
+	}
 	pk("--init")
 	if err := os.WriteFile(filepath.Join(gpgDir, "dirmngr.conf"), []byte("keyserver hkp://127.0.0.1:1\n"), 0o644); err != nil {
 		t.Fatal(err)

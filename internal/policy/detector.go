@@ -30,6 +30,12 @@ type Limits struct {
 // for every package that decompresses to at most 64 MiB.
 var DefaultLimits = Limits{Decompressed: 1 << 30, Ratio: 32, Window: 64 << 20}
 
+// MemoryLimit is the soft memory limit (runtime/debug.SetMemoryLimit) for
+// a process that detects with DefaultLimits: the largest window held, plus
+// 16 MiB for everything else. Below it the garbage collector keeps its
+// usual pace; only a walk that holds a large window reaches it.
+const MemoryLimit = 80 << 20
+
 // headLen is what the detector looks at before it starts the walk: a tar
 // header block, which holds every compression magic too.
 const headLen = 512

@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"runtime/debug"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -304,6 +305,10 @@ type artifact struct {
 // pass that hashes, sniffs the kind and, for an --expect of another hash,
 // hashes that too.
 func (s *session) receiveStdin(expect *command.Expect) (*artifact, *stop) {
+	// The soft memory limit: a decoder holding a large window (up to
+	// 64 MiB) would otherwise leave the garbage collector a heap goal of
+	// twice that.
+	debug.SetMemoryLimit(policy.MemoryLimit)
 	det := policy.NewDetector()
 	defer det.Close()
 	var extra hash.Hash // --expect with another algorithm than the profile's

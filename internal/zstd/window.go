@@ -17,12 +17,15 @@ type window struct {
 	off  int
 }
 
+// windowStep is the largest buffer grown by doubling. (signstar)
+const windowStep = 1 << 20
+
 // reset clears stored data and configures window size.
 //
-// signstar: the buffer is not allocated here but grown by save, doubling,
-// to at most size: a frame allocates for the data it has, not for the
-// window it declares (makepkg's declare 32 MiB), and one Read allocates
-// at most one buffer, of at most size bytes.
+// signstar: the buffer is not allocated here but grown by save, doubling
+// up to 1 MiB, then to size: a small frame allocates for the data it has,
+// not for the window it declares (makepkg's declare 32 MiB or more), and
+// one Read allocates at most one buffer, of at most size bytes.
 func (w *window) reset(size int) {
 	w.data = w.data[:0]
 	w.off = 0
@@ -44,6 +47,13 @@ func (w *window) save(buf []byte) {
 	}
 	if need := min(w.size, len(w.data)+len(buf)); need > cap(w.data) {
 		c := min(w.size, max(need, 2*cap(w.data)))
+		if c > windowStep {
+			// signstar: past 1 MiB, the whole window at once: doubling
+			// would leave as much garbage as it keeps (a 64 MiB window
+			// cost 178 MiB of RSS), and the pages of a fresh allocation
+			// are only resident once data is written into them.
+			c = w.size
+		}
 		w.data = append(make([]byte, 0, c), w.data...)
 	}
 
