@@ -223,7 +223,7 @@ func matrixConfig(t *testing.T, dir string) (cfg, logPath string) {
 	logPath = filepath.Join(dir, "audit.jsonl")
 	cfg = filepath.Join(dir, "config.toml")
 	text := fmt.Sprintf("[audit]\npath = %q\n\n[sandbox]\nmode = %q\n\n[[profile]]\nname = \"repo\"\nbackend = \"keyfile\"\nkey = %q\nkinds = [\"pacman-package\", \"pacman-db\"]\nusers = [%q]\n",
-		logPath, strictestMode(), keyPath, currentUser())
+		logPath, strictestMode(), keyPath, testUser())
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

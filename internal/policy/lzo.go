@@ -35,7 +35,6 @@ type lzopReader struct {
 	r       *bufio.Reader
 	flags   uint32
 	maxBlk  int
-	started bool
 	out     []byte
 	dst     []byte
 	src     []byte
