@@ -32,13 +32,13 @@ const (
 )
 
 type lzopReader struct {
-	r       *bufio.Reader
-	flags   uint32
-	maxBlk  int
-	out     []byte
-	dst     []byte
-	src     []byte
-	err     error
+	r      *bufio.Reader
+	flags  uint32
+	maxBlk int
+	out    []byte
+	dst    []byte
+	src    []byte
+	err    error
 }
 
 func openLzop(r *bufio.Reader, lim Limits) (io.Reader, error) {
