@@ -73,7 +73,7 @@ lint:
 unit:
 	$(GO) test -race -timeout 12m ./...
 	$(GO) -C third_party/piv-go test -race -timeout 5m ./...
-	CGO_ENABLED=0 $(GO) test -timeout 8m ./cmd/signstar ./internal/sandbox/... ./internal/backend/... ./internal/pivemu
+	CGO_ENABLED=0 $(GO) test -timeout 8m ./cmd/signstar ./internal/sandbox/... ./internal/backend/... ./internal/testsupport/pivemu
 
 demo: deps build
 	@scripts/demo.sh

@@ -9,7 +9,7 @@
 # Every tool signs with the same GnuPG-made key (testdata/keys), reads the
 # same pseudo-random bytes on stdin (from the file, then through `cat f |`),
 # and its first signature is checked with sqv before anything is timed.
-# Runs are interleaved round by round (internal/bench/cmd/benchtool), the
+# Runs are interleaved round by round (internal/testsupport/bench/cmd/benchtool), the
 # figures are medians. The generated part of BENCHMARKS.md is replaced.
 # Needs: gnupg, gpg-agent, sq, sqv, time (Debian); root for the ssh part.
 set -eu
@@ -30,8 +30,8 @@ say() { printf '==> %s\n' "$*" >&2; }
 [ -x bin/signstar ] || CGO_ENABLED=0 go build -trimpath -o bin/signstar ./cmd/signstar
 signstar="$repo/bin/signstar"
 say "building the benchmark helpers"
-go build -o "$work/benchtool" ./internal/bench/cmd/benchtool
-go build -o "$work/sha256pass" ./internal/bench/cmd/sha256pass
+go build -o "$work/benchtool" ./internal/testsupport/bench/cmd/benchtool
+go build -o "$work/sha256pass" ./internal/testsupport/bench/cmd/sha256pass
 bt="$work/benchtool"
 
 if [ "$quick" = 1 ]; then

@@ -18,4 +18,4 @@ if [ -z "$samples" ]; then
 	samples="$work/sample.txt"
 fi
 # shellcheck disable=SC2086
-go run ./internal/sshtest/cmd/demo -signstar "$work/signstar" $samples
+go run ./internal/testsupport/sshtest/cmd/demo -signstar "$work/signstar" $samples

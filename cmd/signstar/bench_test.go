@@ -14,7 +14,7 @@ import (
 	"github.com/signstar/signstar/internal/backend/keyfile"
 	"github.com/signstar/signstar/internal/config"
 	"github.com/signstar/signstar/internal/sandbox"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 // BenchmarkProcessSign1KiB is the 1 KiB target as a benchmark: one

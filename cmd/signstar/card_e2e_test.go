@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/signstar/signstar/internal/audit"
-	"github.com/signstar/signstar/internal/openpgpemu"
-	"github.com/signstar/signstar/internal/pivemu"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/openpgpemu"
+	"github.com/signstar/signstar/internal/testsupport/pivemu"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 // cardPIN is PW1 and PW3 of the emulated card (gpg --card-edit's prompts

@@ -47,3 +47,17 @@ func TestReleaseHasNoHooks(t *testing.T) {
 		}
 	}
 }
+
+// Test support (internal/testsupport: emulators, throwaway sshd) is never
+// linked into signstar.
+func TestNoTestSupportInBinary(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.Contains(pkg, "/internal/testsupport/") {
+			t.Errorf("signstar links %s", pkg)
+		}
+	}
+}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/signstar/signstar/internal/backend"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 // matrixFormats are makepkg's PKGEXTs, each with its compressor at the

@@ -13,7 +13,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/signstar/signstar/internal/gnupgtest"
+	"github.com/signstar/signstar/internal/testsupport/gnupgtest"
 )
 
 // TestPubkeyIsGnuPGExport serves each GnuPG-made certificate with `pubkey`,

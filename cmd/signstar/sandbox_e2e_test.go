@@ -20,7 +20,7 @@ import (
 
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/sandbox"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 // buildSignstar builds the real binary with the test hooks

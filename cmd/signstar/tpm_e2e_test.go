@@ -13,9 +13,9 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 
 	"github.com/signstar/signstar/internal/audit"
-	"github.com/signstar/signstar/internal/pacmantest"
-	"github.com/signstar/signstar/internal/swtpmtest"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/pacmantest"
+	"github.com/signstar/signstar/internal/testsupport/swtpmtest"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 // tpmRig is the real signstar binary with a tpm profile on swtpm.

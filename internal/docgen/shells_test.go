@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 const testConfig = `[audit]

@@ -17,7 +17,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/signstar/signstar/internal/signer"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 // detect runs data through a Detector in chunks of size chunk (0: one chunk).

@@ -10,7 +10,7 @@ import (
 	"io"
 	"math"
 
-	"github.com/signstar/signstar/internal/zstd"
+	"github.com/signstar/signstar/third_party/zstd"
 )
 
 // format is a compression that makepkg's PKGEXT or repo-add may use.
@@ -139,7 +139,7 @@ func (t *trailing) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// openZstd decodes with Go's own decoder (internal/zstd), which has no
+// openZstd decodes with Go's own decoder (third_party/zstd), which has no
 // package init to pay for in every signing process. A frame may declare
 // any window; at most lim.Window of it is held.
 func openZstd(r *bufio.Reader, lim Limits) (io.Reader, error) {

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 // compressors are the commands makepkg's COMPRESS* arrays and repo-add

@@ -17,8 +17,8 @@ import (
 
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/backend/piv"
-	"github.com/signstar/signstar/internal/pivemu"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/pivemu"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 // TestLockdown: after Lockdown in enforce mode, a thread other than the one

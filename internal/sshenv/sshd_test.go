@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signstar/signstar/internal/sshtest"
+	"github.com/signstar/signstar/internal/testsupport/sshtest"
 )
 
 // helperArg makes the test binary, started by sshd as the forced command,

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 func env(m map[string]string) func(string) string {

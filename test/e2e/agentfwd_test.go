@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signstar/signstar/internal/sshtest"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/sshtest"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 // TestAgentForwardingRefused: a client with a real ssh-agent asks for agent

@@ -12,10 +12,10 @@ import (
 
 	"github.com/signstar/signstar/internal/backend/piv"
 	"github.com/signstar/signstar/internal/backend/tpm"
-	"github.com/signstar/signstar/internal/openpgpemu"
-	"github.com/signstar/signstar/internal/pivemu"
-	"github.com/signstar/signstar/internal/swtpmtest"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/openpgpemu"
+	"github.com/signstar/signstar/internal/testsupport/pivemu"
+	"github.com/signstar/signstar/internal/testsupport/swtpmtest"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 // doctor runs the enclave's signstar doctor as root against the enclave's

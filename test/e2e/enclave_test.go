@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/signstar/signstar/internal/audit"
-	"github.com/signstar/signstar/internal/sshtest"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/sshtest"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 // binDir holds the signstar binary built once for all tests.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/signstar/signstar/internal/sshtest"
+	"github.com/signstar/signstar/internal/testsupport/sshtest"
 )
 
 // TestGODEBUGFromClient: a client that sends GODEBUG (inittrace, gctrace,

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/signstar/signstar/internal/audit"
-	"github.com/signstar/signstar/internal/sshtest"
+	"github.com/signstar/signstar/internal/testsupport/sshtest"
 )
 
 func randomBytes(t *testing.T, n int) []byte {

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/signstar/signstar/internal/audit"
-	"github.com/signstar/signstar/internal/sshtest"
+	"github.com/signstar/signstar/internal/testsupport/sshtest"
 )
 
 // TestSignalsThroughSSH: SIGQUIT, on which the Go runtime would print a

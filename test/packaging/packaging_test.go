@@ -21,9 +21,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signstar/signstar/internal/pacmantest"
-	"github.com/signstar/signstar/internal/sshtest"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/pacmantest"
+	"github.com/signstar/signstar/internal/testsupport/sshtest"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 func repoRoot(t *testing.T) string {

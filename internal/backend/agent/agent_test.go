@@ -24,7 +24,7 @@ import (
 
 	"github.com/signstar/signstar/internal/backend"
 	"github.com/signstar/signstar/internal/signer"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 // -capture-seeds DIR records every agent reply the tests read into DIR in

@@ -13,10 +13,10 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/signstar/signstar/internal/backend"
-	"github.com/signstar/signstar/internal/openpgpemu"
-	"github.com/signstar/signstar/internal/pacmantest"
-	"github.com/signstar/signstar/internal/pivemu"
 	"github.com/signstar/signstar/internal/signer"
+	"github.com/signstar/signstar/internal/testsupport/openpgpemu"
+	"github.com/signstar/signstar/internal/testsupport/pacmantest"
+	"github.com/signstar/signstar/internal/testsupport/pivemu"
 )
 
 // cardPIN is both PW1 and PW3 of the test cards, so that gpg --card-edit's

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/signstar/signstar/internal/backend"
-	"github.com/signstar/signstar/internal/gnupgtest"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/gnupgtest"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 // gnupg is a throw-away GnuPG home with its own running gpg-agent.

@@ -11,8 +11,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/signstar/signstar/internal/backend"
-	"github.com/signstar/signstar/internal/pacmantest"
 	"github.com/signstar/signstar/internal/signer"
+	"github.com/signstar/signstar/internal/testsupport/pacmantest"
 )
 
 // TestPacmanAcceptsAgentSignatures signs a package and its repository

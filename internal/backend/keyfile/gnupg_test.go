@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/signstar/signstar/internal/backend"
-	"github.com/signstar/signstar/internal/gnupgtest"
 	"github.com/signstar/signstar/internal/signer"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/gnupgtest"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 // TestGnuPGChoice opens each GnuPG-made key file and checks that it signs

@@ -13,7 +13,7 @@ import (
 
 	pivgo "github.com/go-piv/piv-go/v2/piv"
 
-	"github.com/signstar/signstar/internal/pivemu"
+	"github.com/signstar/signstar/internal/testsupport/pivemu"
 )
 
 // childReaderEnv makes the test binary a second process that opens the

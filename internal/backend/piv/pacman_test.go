@@ -3,7 +3,7 @@ package piv
 import (
 	"testing"
 
-	"github.com/signstar/signstar/internal/pacmantest"
+	"github.com/signstar/signstar/internal/testsupport/pacmantest"
 )
 
 // TestPacmanAcceptsCardSignatures signs a package and its repository

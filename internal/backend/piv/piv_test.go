@@ -14,9 +14,9 @@ import (
 	pivgo "github.com/go-piv/piv-go/v2/piv"
 
 	"github.com/signstar/signstar/internal/backend"
-	"github.com/signstar/signstar/internal/pivemu"
 	"github.com/signstar/signstar/internal/signer"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/pivemu"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 var testNow = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signstar/signstar/internal/swtpmtest"
+	"github.com/signstar/signstar/internal/testsupport/swtpmtest"
 )
 
 // TestWrongAuth: a wrong auth value is refused (AuthError, the TPM's count

@@ -15,8 +15,8 @@ import (
 
 	"github.com/signstar/signstar/internal/backend"
 	"github.com/signstar/signstar/internal/signer"
-	"github.com/signstar/signstar/internal/swtpmtest"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/swtpmtest"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 var testNow = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)

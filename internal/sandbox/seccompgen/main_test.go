@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/signstar/signstar/internal/sandbox"
-	"github.com/signstar/signstar/internal/testenv"
+	"github.com/signstar/signstar/internal/testsupport/testenv"
 )
 
 // TestProgramsUpToDate: the committed programs are what libseccomp builds
