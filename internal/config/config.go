@@ -15,12 +15,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/signstar/signstar/internal/backend/piv"
 	"github.com/signstar/signstar/internal/digest"
+	"github.com/signstar/signstar/internal/policy"
 )
 
 // DefaultPath is where signstar looks when no --config is given.
@@ -80,7 +80,7 @@ type Profile struct {
 	// MaxSize is max_size in bytes; 0 means no limit.
 	MaxSize int64 `toml:"-"`
 	// Rate is the parsed rate; nil means no limit.
-	Rate *Rate `toml:"-"`
+	Rate *policy.Rate `toml:"-"`
 }
 
 // GPGAgent is [profile.gpg_agent].
@@ -96,13 +96,6 @@ type PIV struct {
 	Reader  string `toml:"reader"`
 	Slot    string `toml:"slot"`
 	PINFile string `toml:"pin_file"`
-}
-
-// Rate is at most N signatures per Period.
-type Rate struct {
-	N      int
-	Period time.Duration
-	Text   string
 }
 
 // Error is a configuration error with its location.
@@ -344,7 +337,7 @@ func (p *Profile) check(loc *locator, i int) error {
 		p.MaxSize = n
 	}
 	if len(p.Kinds) == 0 {
-		p.Kinds = []string{"any"}
+		p.Kinds = []string{policy.KindAny}
 	}
 	for _, k := range p.Kinds {
 		if !contains(Kinds, k) {
@@ -352,7 +345,7 @@ func (p *Profile) check(loc *locator, i int) error {
 		}
 	}
 	if p.RateText != "" {
-		r, err := ParseRate(p.RateText)
+		r, err := policy.ParseRate(p.RateText)
 		if err != nil {
 			return e("rate", err.Error())
 		}
@@ -416,9 +409,7 @@ func (p *Profile) AllowsSSHKey(fp string) bool {
 }
 
 // AllowsKind reports whether the profile may sign an artifact of kind.
-func (p *Profile) AllowsKind(kind string) bool {
-	return contains(p.Kinds, "any") || contains(p.Kinds, kind)
-}
+func (p *Profile) AllowsKind(kind string) bool { return policy.AllowsKind(p.Kinds, kind) }
 
 // Profile returns the profile called name, or nil.
 func (c *Config) Profile(name string) *Profile {
@@ -481,28 +472,4 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is too large", s)
 	}
 	return n * mult, nil
-}
-
-var rateRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]{1,9})/([0-9]{0,9})(s|m|h|d)$`) })
-
-// ParseRate reads "N/PERIOD" where PERIOD is a count and a unit s, m, h or d:
-// "100/1h", "1/30d", "10/m".
-func ParseRate(s string) (*Rate, error) {
-	m := rateRE().FindStringSubmatch(strings.TrimSpace(s))
-	if m == nil {
-		return nil, fmt.Errorf("%q is not a rate: use N/PERIOD such as \"100/1h\" or \"1/30d\" (units s, m, h, d)", s)
-	}
-	n, _ := strconv.Atoi(m[1])
-	count := int64(1)
-	if m[2] != "" {
-		count, _ = strconv.ParseInt(m[2], 10, 64)
-	}
-	unit := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}[m[3]]
-	if n <= 0 || count <= 0 {
-		return nil, fmt.Errorf("%q: both numbers must be more than zero", s)
-	}
-	if count > int64(10*365*24*time.Hour/unit) {
-		return nil, fmt.Errorf("%q: the period is longer than ten years", s)
-	}
-	return &Rate{N: n, Period: time.Duration(count) * unit, Text: s}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signstar/signstar/internal/policy"
 	"github.com/signstar/signstar/internal/sandbox"
 )
 
@@ -92,12 +93,12 @@ func TestSizesAndRates(t *testing.T) {
 	}
 	rates := map[string]time.Duration{"100/1h": time.Hour, "1/30d": 30 * 24 * time.Hour, "10/m": time.Minute, "5/90s": 90 * time.Second}
 	for s, want := range rates {
-		if r, err := ParseRate(s); err != nil || r.Period != want {
+		if r, err := policy.ParseRate(s); err != nil || r.Period != want {
 			t.Errorf("ParseRate(%q) = %+v, %v", s, r, err)
 		}
 	}
 	for _, s := range []string{"", "1", "1/", "1/0h", "0/1h", "1/1w", "1/100000d", "a/1h"} {
-		if _, err := ParseRate(s); err == nil {
+		if _, err := policy.ParseRate(s); err == nil {
 			t.Errorf("ParseRate(%q) accepted", s)
 		}
 	}
@@ -146,5 +147,26 @@ func TestNesting(t *testing.T) {
 	// The kinds are refused as kinds, by the checks after the parser.
 	if _, err := Parse("f.toml", []byte(quoted)); err == nil || strings.Contains(err.Error(), "nest deeper") {
 		t.Errorf("brackets in strings and comments: %v", err)
+	}
+}
+
+// The configuration's kinds are the sniffers' (policy.Kinds) and "any":
+// each parses and is held as given, and nothing else is a kind.
+func TestKindsFromPolicy(t *testing.T) {
+	if got, want := strings.Join(Kinds, ","), strings.Join(append(policy.Kinds, policy.KindAny), ","); got != want {
+		t.Fatalf("kinds %s, policy's %s", got, want)
+	}
+	base := "[audit]\npath = \"/var/log/signstar/audit.jsonl\"\n\n[[profile]]\nname = \"p\"\nbackend = \"keyfile\"\nkey = \"/k\"\nusers = [\"u\"]\n"
+	for _, k := range Kinds {
+		c, err := Parse("f.toml", []byte(base+"kinds = [\""+k+"\"]\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		if p := &c.Profiles[0]; !p.AllowsKind(k) || (k != policy.KindAny && p.AllowsKind(policy.KindUnknown)) {
+			t.Errorf("%s: %+v", k, p)
+		}
+	}
+	if _, err := Parse("f.toml", []byte(base+"kinds = [\"deb\"]\n")); err == nil || !strings.Contains(err.Error(), `"deb" is not a kind`) {
+		t.Errorf("deb: %v", err)
 	}
 }

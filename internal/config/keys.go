@@ -1,8 +1,11 @@
 package config
 
 import (
+	"slices"
+
 	"github.com/signstar/signstar/internal/backend/piv"
 	"github.com/signstar/signstar/internal/digest"
+	"github.com/signstar/signstar/internal/policy"
 	"github.com/signstar/signstar/internal/sandbox"
 )
 
@@ -71,7 +74,7 @@ var Keys = []Key{
 	{Table: "profile", Name: "max_size", Type: "string", Example: `"4GiB"`,
 		Desc:    "The largest input signed: a number with B, KiB, MiB, GiB, TiB (or K, M, G, T, binary; KB, MB, GB, TB, decimal). Reading stops as soon as it is passed. No limit when absent.",
 		Refused: "zero, and more than 2^62 bytes"},
-	{Table: "profile", Name: "kinds", Type: "array of strings", Default: `["any"]`, Choices: []string{"pacman-db", "pacman-package", "iso", "any"},
+	{Table: "profile", Name: "kinds", Type: "array of strings", Default: `["any"]`, Choices: append(slices.Clone(policy.Kinds), policy.KindAny),
 		Desc: "What the profile may sign, detected from the bytes as they stream past."},
 	{Table: "profile", Name: "rate", Type: "string", Example: `"100/1h"`,
 		Desc:    "At most N signatures per PERIOD (N/PERIOD, units s, m, h, d: \"1/30d\"), counted from the profile's signed records in the audit log. No limit when absent.",

@@ -4,14 +4,15 @@
 // log under its lock).
 //
 // Refusals are typed errors whose messages name the rule that refused, so
-// cmd/signstar can put them in the audit record's reason as they are.
+// internal/request can put them in the audit record's reason as they are.
+// The kinds (Kinds) and the rate grammar (ParseRate) live here, and the
+// configuration takes them from here.
 package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
-
-	"github.com/signstar/signstar/internal/config"
 )
 
 // Kinds the detector reports. Unknown data is "", which only a profile with
@@ -21,7 +22,17 @@ const (
 	KindDB      = "pacman-db"
 	KindISO     = "iso"
 	KindUnknown = ""
+	// KindAny, in a profile's kinds, allows every kind and unknown data.
+	KindAny = "any"
 )
+
+// Kinds are the kinds the sniffers report (tar.go: KindPackage, KindDB;
+// iso.go: KindISO), the one list the configuration's kinds take (besides
+// KindAny) and refusals name.
+var Kinds = []string{KindPackage, KindDB, KindISO}
+
+// notAKind is how a refusal of unknown data says what it is not.
+var notAKind = "not a " + strings.Join(Kinds[:len(Kinds)-1], ", ") + " or " + Kinds[len(Kinds)-1]
 
 // KindError refuses an artifact whose kind the profile does not allow.
 type KindError struct {
@@ -34,22 +45,29 @@ type KindError struct {
 func (e *KindError) Error() string {
 	k := e.Kind
 	if k == KindUnknown {
-		k = "unknown (not a pacman-package, pacman-db or iso)"
+		k = "unknown (" + notAKind + ")"
 		if e.Note != "" {
-			k = "unknown (not a pacman-package, pacman-db or iso: " + e.Note + ")"
+			k = "unknown (" + notAKind + ": " + e.Note + ")"
 		}
 	}
 	return fmt.Sprintf("kind %s not allowed in profile %s (kinds: %s)", k, e.Profile, strings.Join(e.Allowed, ", "))
 }
 
-// CheckKind returns a *KindError unless p may sign an artifact of kind;
-// note is the Detector's Note, said in the refusal of unknown data.
-func CheckKind(p *config.Profile, kind, note string) error {
-	if p.AllowsKind(kind) {
+// AllowsKind reports whether a profile whose kinds are allowed may sign an
+// artifact of kind.
+func AllowsKind(allowed []string, kind string) bool {
+	return slices.Contains(allowed, KindAny) || (kind != KindUnknown && slices.Contains(allowed, kind))
+}
+
+// CheckKind returns a *KindError unless profile, whose kinds are allowed,
+// may sign an artifact of kind; note is the Detector's Note, said in the
+// refusal of unknown data.
+func CheckKind(profile string, allowed []string, kind, note string) error {
+	if AllowsKind(allowed, kind) {
 		return nil
 	}
 	if kind != KindUnknown {
 		note = ""
 	}
-	return &KindError{Kind: kind, Note: note, Profile: p.Name, Allowed: append([]string(nil), p.Kinds...)}
+	return &KindError{Kind: kind, Note: note, Profile: profile, Allowed: slices.Clone(allowed)}
 }

@@ -2,11 +2,14 @@ package policy
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/signstar/signstar/internal/audit"
-	"github.com/signstar/signstar/internal/config"
 )
 
 // ScanSlack is how far past the start of the rate window the scan keeps
@@ -43,7 +46,7 @@ func (e *RateError) Error() string {
 // The caller must keep tx locked until the new record is appended: that is
 // what stops two concurrent requests from both taking the last slot. A nil
 // rate allows everything.
-func CheckRate(tx *audit.Tx, profile string, rate *config.Rate, now time.Time) error {
+func CheckRate(tx *audit.Tx, profile string, rate *Rate, now time.Time) error {
 	if rate == nil {
 		return nil
 	}
@@ -96,4 +99,35 @@ func CheckRate(tx *audit.Tx, profile string, rate *config.Rate, now time.Time) e
 		// count below N.
 		Next: time.UnixMicro(times[len(times)-rate.N]).Add(rate.Period).UTC(),
 	}
+}
+
+// Rate is at most N signatures per Period: a profile's rate.
+type Rate struct {
+	N      int
+	Period time.Duration
+	Text   string // as configured
+}
+
+var rateRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]{1,9})/([0-9]{0,9})(s|m|h|d)$`) })
+
+// ParseRate reads "N/PERIOD" where PERIOD is a count and a unit s, m, h or d:
+// "100/1h", "1/30d", "10/m".
+func ParseRate(s string) (*Rate, error) {
+	m := rateRE().FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return nil, fmt.Errorf("%q is not a rate: use N/PERIOD such as \"100/1h\" or \"1/30d\" (units s, m, h, d)", s)
+	}
+	n, _ := strconv.Atoi(m[1])
+	count := int64(1)
+	if m[2] != "" {
+		count, _ = strconv.ParseInt(m[2], 10, 64)
+	}
+	unit := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}[m[3]]
+	if n <= 0 || count <= 0 {
+		return nil, fmt.Errorf("%q: both numbers must be more than zero", s)
+	}
+	if count > int64(10*365*24*time.Hour/unit) {
+		return nil, fmt.Errorf("%q: the period is longer than ten years", s)
+	}
+	return &Rate{N: n, Period: time.Duration(count) * unit, Text: s}, nil
 }

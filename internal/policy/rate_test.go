@@ -16,13 +16,12 @@ import (
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/backend"
 	"github.com/signstar/signstar/internal/backend/keyfile"
-	"github.com/signstar/signstar/internal/config"
 	"github.com/signstar/signstar/internal/signer"
 )
 
-func mustRate(t testing.TB, s string) *config.Rate {
+func mustRate(t testing.TB, s string) *Rate {
 	t.Helper()
-	r, err := config.ParseRate(s)
+	r, err := ParseRate(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +30,7 @@ func mustRate(t testing.TB, s string) *config.Rate {
 
 // request does what signstar does for one request: lock the log, check the
 // rate, append the record (signed or refused) under the same lock.
-func request(logPath, profile string, rate *config.Rate, now time.Time) (bool, error) {
+func request(logPath, profile string, rate *Rate, now time.Time) (bool, error) {
 	l, err := audit.Open(logPath)
 	if err != nil {
 		return false, err

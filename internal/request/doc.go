@@ -42,10 +42,11 @@
 // any error wording in backendMessage (backend.go here); a doctor check in
 // internal/doctor if it has files of its own; docs/CONTRACT.md, README.md.
 //
-// An artifact kind: its sniffer in internal/policy (detector.go and a file
-// of its own, with a fuzz test and samples under testdata), its name in
-// internal/policy/policy.go and in the kinds choices of
-// internal/config/keys.go, docs/CONTRACT.md.
+// An artifact kind: its sniffer in internal/policy (detector.go, and a file
+// of its own with a fuzz test and samples under testdata), its name in the
+// Kinds table of internal/policy/policy.go, which the configuration's kinds
+// and the refusals take it from; docs/CONTRACT.md, and go generate
+// ./internal/docgen for the man page.
 //
 // An audit sink: internal/audit (audit.go: Log, Tx.Append); the pipeline
 // writes only through Log.Lock and Tx.Append (finish, appendRefusal,

@@ -365,7 +365,7 @@ func (s *session) decide(a *artifact) *stop {
 	if a.expect != nil && subtle.ConstantTimeCompare(a.got, a.expect.Digest) != 1 {
 		return halt(RefusedDigest, fmt.Sprintf("digest mismatch: expected %s, received %d bytes hashing to %s:%x", a.expect, a.in.Size, digest.Name(a.expect.Hash), a.got))
 	}
-	if err := policy.CheckKind(p, a.kind, a.note); err != nil {
+	if err := policy.CheckKind(p.Name, p.Kinds, a.kind, a.note); err != nil {
 		return halt(RefusedKind, err.Error())
 	}
 	// Without a rate the lock is taken for the append only, and signers do
