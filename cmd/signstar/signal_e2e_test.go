@@ -65,6 +65,8 @@ func TestSignalDuringUpload(t *testing.T) {
 			}
 			waitFor("ignored", ignored)
 			if !tc.grace {
+				// Notify installs SIGTERM last (request's stopSignals):
+				// SIGTERM caught means every stop signal is.
 				waitFor("caught", func() bool { return !ignored() && sigMask(t, pid, "SigCgt")&sigBit(syscall.SIGTERM) != 0 })
 			}
 			if err := cmd.Process.Signal(tc.sig); err != nil {

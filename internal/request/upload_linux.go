@@ -132,7 +132,11 @@ var DumpSignals = []os.Signal{
 	syscall.SIGBUS, syscall.SIGFPE, syscall.SIGSEGV, unix.SIGSTKFLT, syscall.SIGSYS,
 }
 
-var stopSignals = append([]os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM}, DumpSignals...)
+// stopSignals in the order Notify installs them: SIGTERM last, so that once
+// /proc shows SIGTERM caught every other one is caught too (the runtime
+// keeps its own handler for the synchronous ones, so /proc cannot show
+// those).
+var stopSignals = append(append([]os.Signal{}, DumpSignals...), syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 
 // stopOnSignal turns SIGHUP, SIGINT, SIGTERM and DumpSignals into the end of the upload
 // (a read error), so that the request is audited as failed instead of
