@@ -27,7 +27,7 @@ func (r *run) pivCmd(args []string) int {
 	if err != nil {
 		return r.fail(exitRefused, "piv setup: "+err.Error()+": "+pivUsage)
 	}
-	if p := r.pivProfile(); p != nil {
+	if p := r.backendProfile(config.BackendPIV); p != nil {
 		for flag, val := range map[string]string{"--reader": p.PIV.Reader, "--slot": p.PIV.Slot, "--pin-file": p.PIV.PINFile} {
 			if f[flag] == "" {
 				f[flag] = val
@@ -73,32 +73,4 @@ func (r *run) pivCmd(args []string) int {
 		return r.fail(exitFailed, "piv setup: the key is on the card, but writing "+out+" failed: "+err.Error()+": fix --out and run piv setup again (with --force to replace the key)")
 	}
 	return r.output(cert)
-}
-
-// pivProfile is the piv profile named by --profile, or the only one, from
-// the configuration; nil when there is none or it cannot be read (the flags
-// must then say everything).
-func (r *run) pivProfile() *config.Profile {
-	cfg, err := config.Load(r.inv.configPath)
-	if err != nil {
-		return nil
-	}
-	var found *config.Profile
-	for i := range cfg.Profiles {
-		p := &cfg.Profiles[i]
-		if p.Backend != config.BackendPIV {
-			continue
-		}
-		if r.inv.serverProfile != "" {
-			if p.Name == r.inv.serverProfile {
-				return p
-			}
-			continue
-		}
-		if found != nil {
-			return nil
-		}
-		found = p
-	}
-	return found
 }

@@ -78,20 +78,15 @@ type Options struct {
 // and releases it afterwards: signing needs no new file or socket. Sign
 // refuses a card whose slot no longer holds the same key.
 func Open(o Options, now time.Time) (*backend.Key, error) {
-	certPath, cfg := o.Cert, o
-	e, err := backend.ReadEntity(certPath)
+	e, keys, err := backend.CertSigningKeys(o.Cert, now)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := backend.SigningKeys(e, now)
+	slot, err := ParseSlot(o.Slot)
 	if err != nil {
 		return nil, err
 	}
-	slot, err := ParseSlot(cfg.Slot)
-	if err != nil {
-		return nil, err
-	}
-	pin, err := readPIN(cfg.PINFile)
+	pin, err := readPIN(o.PINFile)
 	if err != nil {
 		return nil, err
 	}
@@ -101,12 +96,12 @@ func Open(o Options, now time.Time) (*backend.Key, error) {
 		clear(pin)
 		return nil, fmt.Errorf("connecting to pcscd (is pcscd running?): %v", err)
 	}
-	yk, name, err := openCard(cfg.Reader)
+	yk, name, err := openCard(o.Reader)
 	if err != nil {
 		clear(pin)
 		return nil, err
 	}
-	s := &cardSigner{reader: name, slot: slot, slotName: cfg.Slot, pin: pin}
+	s := &cardSigner{reader: name, slot: slot, slotName: o.Slot, pin: pin}
 	err = s.read(yk)
 	if err == nil {
 		s.cert, err = s.match(keys)

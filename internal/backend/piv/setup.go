@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 
 	pivgo "github.com/go-piv/piv-go/v2/piv"
 
@@ -40,9 +39,7 @@ type SetupOptions struct {
 }
 
 // UsageError means the options are wrong (exit 2), not the card.
-type UsageError struct{ Msg string }
-
-func (e *UsageError) Error() string { return e.Msg }
+type UsageError = backend.UsageError
 
 var generateAlgs = map[string]pivgo.Algorithm{
 	"ecc-p256": pivgo.AlgorithmEC256,
@@ -61,21 +58,21 @@ var setupPINPolicy = pivgo.PINPolicyAlways
 // an imported key the key's own creation time is kept, so its fingerprint
 // stays the same.
 func Setup(o SetupOptions) (out []byte, err error) {
-	if err := checkUID(o.UID); err != nil {
+	if err := backend.CheckUID(o.UID); err != nil {
 		return nil, err
 	}
 	if (o.Generate == "") == (o.ImportFile == "") {
-		return nil, &UsageError{"give exactly one of --generate ecc-p256|ecc-p384|rsa2048 and --import KEYFILE"}
+		return nil, &UsageError{Msg: "give exactly one of --generate ecc-p256|ecc-p384|rsa2048 and --import KEYFILE"}
 	}
 	slot, err := ParseSlot(o.Slot)
 	if err != nil {
-		return nil, &UsageError{err.Error()}
+		return nil, &UsageError{Msg: err.Error()}
 	}
 	var alg pivgo.Algorithm
 	if o.Generate != "" {
 		var ok bool
 		if alg, ok = generateAlgs[o.Generate]; !ok {
-			return nil, &UsageError{fmt.Sprintf("--generate %q: use ecc-p256, ecc-p384 or rsa2048", o.Generate)}
+			return nil, &UsageError{Msg: fmt.Sprintf("--generate %q: use ecc-p256, ecc-p384 or rsa2048", o.Generate)}
 		}
 	}
 	if o.Now.IsZero() {
@@ -114,7 +111,7 @@ func Setup(o SetupOptions) (out []byte, err error) {
 	}()
 	if !o.Force {
 		if info, err := yk.KeyInfo(slot); err == nil && info.PublicKey != nil {
-			return nil, &UsageError{fmt.Sprintf("PIV slot %s already holds a key: give --force to replace it", o.Slot)}
+			return nil, &UsageError{Msg: fmt.Sprintf("PIV slot %s already holds a key: give --force to replace it", o.Slot)}
 		}
 	}
 	policy := pivgo.Key{Algorithm: alg, PINPolicy: setupPINPolicy, TouchPolicy: pivgo.TouchPolicyNever}
@@ -168,21 +165,6 @@ func Setup(o SetupOptions) (out []byte, err error) {
 	return backend.ArmoredCert(e)
 }
 
-func checkUID(uid string) error {
-	if strings.TrimSpace(uid) == "" {
-		return &UsageError{`--uid "Name <mail>" is required`}
-	}
-	if len(uid) > 1024 {
-		return &UsageError{"--uid is longer than 1024 bytes"}
-	}
-	for _, r := range uid {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return &UsageError{"--uid holds control characters or invalid UTF-8"}
-		}
-	}
-	return nil
-}
-
 // readImport opens the signing key of an OpenPGP secret key file as a Go
 // key piv-go can import, with the key's creation time.
 func readImport(path, passFile string, now time.Time) (crypto.Signer, time.Time, error) {
@@ -193,19 +175,19 @@ func readImport(path, passFile string, now time.Time) (crypto.Signer, time.Time,
 	switch sk := k.Signer.(type) {
 	case *rsa.PrivateKey:
 		if bits := sk.N.BitLen(); bits != 2048 && bits != 3072 && bits != 4096 {
-			return nil, time.Time{}, &UsageError{fmt.Sprintf("--import %s: RSA of %d bits: a PIV slot takes 2048, 3072 or 4096", path, bits)}
+			return nil, time.Time{}, &UsageError{Msg: fmt.Sprintf("--import %s: RSA of %d bits: a PIV slot takes 2048, 3072 or 4096", path, bits)}
 		}
 		if sk.E != 65537 {
-			return nil, time.Time{}, &UsageError{fmt.Sprintf("--import %s: RSA public exponent %d: PIV cards take only 65537", path, sk.E)}
+			return nil, time.Time{}, &UsageError{Msg: fmt.Sprintf("--import %s: RSA public exponent %d: PIV cards take only 65537", path, sk.E)}
 		}
 		return sk, k.Public.CreationTime, nil
 	case *ecdsa.PrivateKey:
 		if sk.Curve != elliptic.P256() && sk.Curve != elliptic.P384() {
-			return nil, time.Time{}, &UsageError{fmt.Sprintf("--import %s: ECDSA curve %s: a PIV slot takes P-256 or P-384", path, sk.Curve.Params().Name)}
+			return nil, time.Time{}, &UsageError{Msg: fmt.Sprintf("--import %s: ECDSA curve %s: a PIV slot takes P-256 or P-384", path, sk.Curve.Params().Name)}
 		}
 		return sk, k.Public.CreationTime, nil
 	}
-	return nil, time.Time{}, &UsageError{fmt.Sprintf("--import %s: the signing key is %T: PIV slots take RSA or ECDSA P-256/P-384 (not Ed25519)", path, k.Signer)}
+	return nil, time.Time{}, &UsageError{Msg: fmt.Sprintf("--import %s: the signing key is %T: PIV slots take RSA or ECDSA P-256/P-384 (not Ed25519)", path, k.Signer)}
 }
 
 // readManagementKey reads a hex management key (24 bytes for 3DES; 16, 24

@@ -3,9 +3,7 @@ package tpm
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/google/go-tpm/tpm2"
 
@@ -34,16 +32,14 @@ type SetupResult struct {
 }
 
 // UsageError means the options are wrong (exit 2), not the TPM.
-type UsageError struct{ Msg string }
-
-func (e *UsageError) Error() string { return e.Msg }
+type UsageError = backend.UsageError
 
 // Setup makes a new signing key in the TPM as a child of its storage root
 // key, bound to the current values of o.PCRs if any, and returns its key
 // blob and its OpenPGP certificate, self-signed through the TPM along the
 // same path as every signature (the blob is loaded as Open loads it).
 func Setup(o SetupOptions) (*SetupResult, error) {
-	if err := checkUID(o.UID); err != nil {
+	if err := backend.CheckUID(o.UID); err != nil {
 		return nil, err
 	}
 	if o.Algo == "" {
@@ -51,11 +47,11 @@ func Setup(o SetupOptions) (*SetupResult, error) {
 	}
 	tmpl, ok := algorithms[o.Algo]
 	if !ok {
-		return nil, &UsageError{fmt.Sprintf("--algo %q: use ecc-p256, rsa2048 or rsa3072", o.Algo)}
+		return nil, &UsageError{Msg: fmt.Sprintf("--algo %q: use ecc-p256, rsa2048 or rsa3072", o.Algo)}
 	}
 	for i, n := range o.PCRs {
 		if n < 0 || n > maxPCR || (i > 0 && n <= o.PCRs[i-1]) {
-			return nil, &UsageError{"the PCRs must be distinct numbers from 0 to 23, ascending"}
+			return nil, &UsageError{Msg: "the PCRs must be distinct numbers from 0 to 23, ascending"}
 		}
 	}
 	if o.Now.IsZero() {
@@ -117,7 +113,7 @@ func Setup(o SetupOptions) (*SetupResult, error) {
 	})
 	if err != nil {
 		if errors.Is(err, tpm2.TPMRCKeySize) || errors.Is(err, tpm2.TPMRCCurve) || errors.Is(err, tpm2.TPMRCValue) {
-			return nil, &UsageError{fmt.Sprintf("this TPM cannot make %s keys (%v): try --algo ecc-p256 or rsa2048", o.Algo, err)}
+			return nil, &UsageError{Msg: fmt.Sprintf("this TPM cannot make %s keys (%v): try --algo ecc-p256 or rsa2048", o.Algo, err)}
 		}
 		return nil, fmt.Errorf("creating the key in the TPM: %w", err)
 	}
@@ -171,19 +167,4 @@ func Setup(o SetupOptions) (*SetupResult, error) {
 		return nil, err
 	}
 	return &SetupResult{Cert: armored, Blob: data}, nil
-}
-
-func checkUID(uid string) error {
-	if strings.TrimSpace(uid) == "" {
-		return &UsageError{`--uid "Name <mail>" is required`}
-	}
-	if len(uid) > 1024 {
-		return &UsageError{"--uid is longer than 1024 bytes"}
-	}
-	for _, r := range uid {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return &UsageError{"--uid holds control characters or invalid UTF-8"}
-		}
-	}
-	return nil
 }

@@ -52,42 +52,37 @@ type Options struct {
 // that the PCRs it is bound to still hold their values (PCRError). The
 // returned key holds the TPM open (its descriptor in Key.FDs) until Close.
 func Open(o Options, now time.Time) (*backend.Key, error) {
-	certPath, cfg := o.Cert, o
-	e, err := backend.ReadEntity(certPath)
+	e, keys, err := backend.CertSigningKeys(o.Cert, now)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := backend.SigningKeys(e, now)
-	if err != nil {
-		return nil, err
-	}
-	blob, err := ReadBlob(cfg.KeyBlob)
+	blob, err := ReadBlob(o.KeyBlob)
 	if err != nil {
 		return nil, err
 	}
 	pa, err := parsePublic(blob.Public)
 	if err != nil {
-		return nil, fmt.Errorf("key blob %s: %v", cfg.KeyBlob, err)
+		return nil, fmt.Errorf("key blob %s: %v", o.KeyBlob, err)
 	}
-	if got, want := joinInts(blob.Indices(), ","), joinInts(cfg.PCRs, ","); got != want {
-		return nil, fmt.Errorf("key blob %s is bound to PCRs [%s] but [profile.tpm] pcrs says [%s]: fix pcrs, or re-provision with 'signstar tpm setup'", cfg.KeyBlob, got, want)
+	if got, want := joinInts(blob.Indices(), ","), joinInts(o.PCRs, ","); got != want {
+		return nil, fmt.Errorf("key blob %s is bound to PCRs [%s] but [profile.tpm] pcrs says [%s]: fix pcrs, or re-provision with 'signstar tpm setup'", o.KeyBlob, got, want)
 	}
 	var auth []byte
-	if cfg.AuthFile != "" {
-		if auth, err = backend.ReadPassphrase(cfg.AuthFile); err != nil {
+	if o.AuthFile != "" {
+		if auth, err = backend.ReadPassphrase(o.AuthFile); err != nil {
 			return nil, err
 		}
 	}
 	if err := checkPolicy(pa, blob, auth != nil); err != nil {
 		clear(auth)
-		return nil, fmt.Errorf("key blob %s: %v", cfg.KeyBlob, err)
+		return nil, fmt.Errorf("key blob %s: %v", o.KeyBlob, err)
 	}
-	c, err := dial(cfg.Device)
+	c, err := dial(o.Device)
 	if err != nil {
 		clear(auth)
 		return nil, err
 	}
-	s := &tpmSigner{c: c, pa: pa, blob: blob, blobPath: cfg.KeyBlob, auth: auth, authFile: cfg.AuthFile}
+	s := &tpmSigner{c: c, pa: pa, blob: blob, blobPath: o.KeyBlob, auth: auth, authFile: o.AuthFile}
 	if err := s.load(); err != nil {
 		s.Close()
 		return nil, err
