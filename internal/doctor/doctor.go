@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/backend"
 	"github.com/signstar/signstar/internal/config"
 )
@@ -294,8 +295,9 @@ func checkProfiles(r *Report, cfg *config.Config, accounts map[string]*account, 
 	return bad
 }
 
-// checkLog: root owns the log directory, the log is root's with the signing
-// users' group, append-only, writable by them and verifies.
+// checkLog: root owns the log directory; the log and its side files are
+// root's with the signing users' group, append-only and writable by them;
+// the log verifies.
 func checkLog(r *Report, cfg *config.Config, users []*account, verify func(string) (int, error), seen map[string]bool) {
 	path := cfg.Audit.Path
 	dirs(r, path, "the audit log", seen)
@@ -303,12 +305,33 @@ func checkLog(r *Report, cfg *config.Config, users []*account, verify func(strin
 	if len(users) > 0 {
 		group = groupName(users[0].gid)
 	}
-	fix := fmt.Sprintf("chown root:%s %s && chmod 0660 %s", group, path, path)
-	st := statFile(r, path, "the audit log")
-	if st == nil {
-		r.checked("audit log")
-		return
+	if appendFile(r, path, "the audit log", "create it (README, Setting up a signing host) or fix the configuration", group, users) && verify != nil {
+		if _, err := verify(path); err != nil {
+			r.add(path, "the audit chain does not verify: "+oneLine(err.Error()), "run signstar audit verify, keep the log as evidence and start a new one (README, The audit log)")
+		}
 	}
+	// Each request reads and appends to the side files too: a missing one
+	// stops every request, and a writable one lets a signer who ran code
+	// rewrite what the rate and the proofs are computed from.
+	for _, side := range []struct{ path, what string }{
+		{audit.IndexPath(path), "the audit log's index"},
+	} {
+		appendFile(r, side.path, side.what, "run signstar audit rebuild as root, then chattr +a "+side.path, group, users)
+	}
+	r.checked("audit log")
+}
+
+// appendFile checks a file the signing users append to: it exists, root
+// owns it, others have no access, every user can write it and it is
+// append-only. It reports whether the file exists.
+func appendFile(r *Report, path, what, missingFix, group string, users []*account) bool {
+	fix := fmt.Sprintf("chown root:%s %s && chmod 0660 %s", group, path, path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		r.add(path, what+": "+errText(err), missingFix)
+		return false
+	}
+	st := info(fi)
 	rootOwned(r, path, st, fix)
 	if st.mode&0o007 != 0 {
 		r.add(path, fmt.Sprintf("mode %04o: open to others", st.mode), fix)
@@ -320,18 +343,13 @@ func checkLog(r *Report, cfg *config.Config, users []*account, verify func(strin
 	}
 	switch on, err := AppendOnly(path); {
 	case err == ErrNoAttributes:
-		r.add(path, "its file system has no append-only attribute, so a signer who ran code could rewrite the log", "put /var/log/signstar on ext4, xfs, btrfs or tmpfs and chattr +a "+path)
+		r.add(path, "its file system has no append-only attribute, so a signer who ran code could rewrite it", "put /var/log/signstar on ext4, xfs, btrfs or tmpfs and chattr +a "+path)
 	case err != nil:
 		r.add(path, "reading its attributes: "+oneLine(err.Error()), "check the file")
 	case !on:
 		r.add(path, "not append-only: a signer who ran code could rewrite it", "chattr +a "+path+" (as root)")
 	}
-	if verify != nil {
-		if _, err := verify(path); err != nil {
-			r.add(path, "the audit chain does not verify: "+oneLine(err.Error()), "run signstar audit verify, keep the log as evidence and start a new one (README, The audit log)")
-		}
-	}
-	r.checked("audit log")
+	return true
 }
 
 // fileInfo is what the checks need of a stat.

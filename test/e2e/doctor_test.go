@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/backend/piv"
 	"github.com/signstar/signstar/internal/backend/tpm"
 	"github.com/signstar/signstar/internal/testsupport/openpgpemu"
@@ -118,6 +119,7 @@ func TestDoctor(t *testing.T) {
 	dropIn := filepath.Join(e.Server.Dir, "sshd_config.d", "signstar.conf")
 	etc := filepath.Dir(e.config)
 	logDir := filepath.Dir(e.log)
+	idx := audit.IndexPath(e.log)
 	key := filepath.Join(etc, "repo.key.asc")
 	for _, tc := range []struct {
 		name   string
@@ -159,6 +161,22 @@ func TestDoctor(t *testing.T) {
 		{"log not writable by the signer", func(t *testing.T) func() {
 			return chmodAppendOnly(t, e.log, 0o640, 0o660)
 		}, "audit.jsonl: user " + e.User + " cannot append to it"},
+		{"index without chattr +a", func(t *testing.T) func() {
+			mustRun(t, "chattr", "-a", idx)
+			return func() { mustRun(t, "chattr", "+a", idx) }
+		}, "audit.jsonl.idx: not append-only"},
+		{"index open to others", func(t *testing.T) func() {
+			return chmodAppendOnly(t, idx, 0o666, 0o660)
+		}, "audit.jsonl.idx: mode 0666: open to others"},
+		{"index owned by the signer", func(t *testing.T) func() {
+			owner := func(who string) {
+				mustRun(t, "chattr", "-a", idx)
+				mustRun(t, "chown", who, idx)
+				mustRun(t, "chattr", "+a", idx)
+			}
+			owner(e.User)
+			return func() { owner("root") }
+		}, "audit.jsonl.idx: owned by " + e.User + ", not root"},
 		{"log directory owned by the signer", func(t *testing.T) func() {
 			mustRun(t, "chown", e.User, logDir)
 			return func() { mustRun(t, "chown", "root", logDir) }
