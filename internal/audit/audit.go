@@ -181,7 +181,7 @@ type Log struct {
 // It is called before the sandbox locks down; afterwards only the
 // descriptors are used.
 func Open(path string) (*Log, error) {
-	const wflags = os.O_WRONLY | os.O_APPEND | syscall.O_NOFOLLOW
+	const wflags = os.O_WRONLY | os.O_APPEND | oNoFollow
 	w, err := os.OpenFile(path, wflags, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		w, err = os.OpenFile(path, wflags|os.O_CREATE|os.O_EXCL, 0o640)
@@ -198,7 +198,7 @@ func Open(path string) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot open audit log %s: %v", path, unwrapPath(err))
 	}
-	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	r, err := os.OpenFile(path, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("cannot open audit log %s: %v", path, unwrapPath(err))
@@ -223,7 +223,11 @@ func Open(path string) (*Log, error) {
 	return &Log{r: r, w: w, ir: ir, iw: iw, path: path, idxPath: IndexPath(path), LockTimeout: 30 * time.Second}, nil
 }
 
-const oNoFollow = syscall.O_NOFOLLOW
+// oNoFollow opens the log and its side files: never through a symbolic
+// link, and without blocking, so that a FIFO put at the path fails the open
+// (ENXIO for a writer without a reader) or sameRegularFile instead of
+// hanging the request. O_NONBLOCK does nothing to a regular file's I/O.
+const oNoFollow = syscall.O_NOFOLLOW | syscall.O_NONBLOCK
 
 // sameRegularFile checks that both descriptors are the one regular file: the
 // name could have been replaced between the two opens.
