@@ -18,6 +18,9 @@ require (
 	kernel.org/pub/linux/libs/security/libcap/psx v1.2.77
 )
 
-require golang.org/x/tools v0.26.0 // indirect
+require (
+	golang.org/x/mod v0.41.0 // indirect
+	golang.org/x/tools v0.49.0 // indirect
+)
 
 replace github.com/go-piv/piv-go/v2 => ./third_party/piv-go

@@ -108,14 +108,16 @@ func (r *run) auditCmd(args []string) int {
 		if err != nil {
 			return r.fail(exitFailed, "audit rebuild: "+err.Error())
 		}
-		how := "agreed already"
-		switch {
-		case res.Replaced:
-			how = "written anew"
-		case res.Appended > 0:
-			how = fmt.Sprintf("%d entries appended", res.Appended)
+		how := func(replaced bool, appended int, what string) string {
+			switch {
+			case replaced:
+				return "written anew"
+			case appended > 0:
+				return fmt.Sprintf("%d %s appended", appended, what)
+			}
+			return "agreed already"
 		}
-		return r.output([]byte(fmt.Sprintf("ok: %d records indexed in %s (%s)\n", res.Records, res.Path, how)))
+		return r.output([]byte(fmt.Sprintf("ok: %d records indexed in %s (%s), tree in %s (%s)\n", res.Records, res.Path, how(res.Replaced, res.Appended, "entries"), res.TreePath, how(res.TreeReplaced, res.TreeAppended, "hashes"))))
 	}
 	n, err := verifyLogFile(path)
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sys/unix"
 )
 
@@ -169,10 +170,13 @@ func LineHash(line []byte) string {
 // the sandbox keeps it so (no fcntl that clears O_APPEND, no ftruncate or
 // fallocate, no shared mappings).
 type Log struct {
-	r, w    *os.File
-	ir, iw  *os.File // the index's, likewise (index.go)
-	path    string
-	idxPath string
+	r, w     *os.File
+	ir, iw   *os.File // the index's, likewise (index.go)
+	tr, tw   *os.File // the tree's, likewise (tree.go)
+	path     string
+	idxPath  string
+	treePath string
+	treeHead treeHeader
 	// LockTimeout bounds the wait for another signstar's lock.
 	LockTimeout time.Duration
 }
@@ -220,7 +224,15 @@ func Open(path string) (*Log, error) {
 		w.Close()
 		return nil, err
 	}
-	return &Log{r: r, w: w, ir: ir, iw: iw, path: path, idxPath: IndexPath(path), LockTimeout: 30 * time.Second}, nil
+	tr, tw, th, err := openTree(path, fi.Size())
+	if err != nil {
+		r.Close()
+		w.Close()
+		ir.Close()
+		iw.Close()
+		return nil, err
+	}
+	return &Log{r: r, w: w, ir: ir, iw: iw, tr: tr, tw: tw, treeHead: th, path: path, idxPath: IndexPath(path), treePath: TreePath(path), LockTimeout: 30 * time.Second}, nil
 }
 
 // oNoFollow opens the log and its side files: never through a symbolic
@@ -254,20 +266,20 @@ func unwrapPath(err error) error {
 // Path is the log's file name.
 func (l *Log) Path() string { return l.path }
 
-// FDs are the descriptors of the log and its index, for the sandbox to
-// keep.
+// FDs are the descriptors of the log and its side files, for the sandbox
+// to keep.
 func (l *Log) FDs() []int {
-	return []int{int(l.r.Fd()), int(l.w.Fd()), int(l.ir.Fd()), int(l.iw.Fd())}
+	return []int{int(l.r.Fd()), int(l.w.Fd()), int(l.ir.Fd()), int(l.iw.Fd()), int(l.tr.Fd()), int(l.tw.Fd())}
 }
 
 // AppendFDs are the descriptors that write: opened O_WRONLY|O_APPEND, for
 // the sandbox to check and keep append-only.
-func (l *Log) AppendFDs() []int { return []int{int(l.w.Fd()), int(l.iw.Fd())} }
+func (l *Log) AppendFDs() []int { return []int{int(l.w.Fd()), int(l.iw.Fd()), int(l.tw.Fd())} }
 
-// Close closes the log and its index.
+// Close closes the log and its side files.
 func (l *Log) Close() error {
 	var err error
-	for _, f := range []*os.File{l.w, l.r, l.iw, l.ir} {
+	for _, f := range []*os.File{l.w, l.r, l.iw, l.ir, l.tw, l.tr} {
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -293,9 +305,11 @@ type Tx struct {
 	l        *Log
 	lastSeq  uint64
 	lastHash string
+	lastLeaf tlog.Hash // the tree's leaf hash of the last line
 	size     int64
 	done     bool
 	idx      indexState
+	tree     treeState
 }
 
 // Lock takes the exclusive lock, waiting at most LockTimeout.
@@ -315,11 +329,16 @@ func (l *Log) Lock() (*Tx, error) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	tx := &Tx{l: l}
+	tx.tree.header = l.treeHead
 	if err := tx.readTail(); err != nil {
 		tx.Unlock()
 		return nil, err
 	}
 	if err := tx.checkIndex(); err != nil {
+		tx.Unlock()
+		return nil, err
+	}
+	if err := tx.checkTree(); err != nil {
 		tx.Unlock()
 		return nil, err
 	}
@@ -353,7 +372,7 @@ func (tx *Tx) readTail() error {
 	if !ok {
 		return fmt.Errorf("audit log %s: the last line is not a record: run 'signstar audit verify'", tx.l.path)
 	}
-	tx.lastSeq, tx.lastHash = seq, LineHash(line)
+	tx.lastSeq, tx.lastHash, tx.lastLeaf = seq, LineHash(line), tlog.RecordHash(line)
 	return nil
 }
 
@@ -454,6 +473,10 @@ func (tx *Tx) Append(r *Record) error {
 	if err != nil {
 		return err
 	}
+	hs, err := tx.treeHashes(line)
+	if err != nil {
+		return err
+	}
 	n, err := tx.l.w.Write(buf)
 	if err == nil && n != len(buf) {
 		err = io.ErrShortWrite
@@ -468,13 +491,14 @@ func (tx *Tx) Append(r *Record) error {
 	if err := tx.l.w.Sync(); err != nil {
 		return fmt.Errorf("cannot fsync audit log %s: %v", tx.l.path, unwrapPath(err))
 	}
-	tx.lastSeq, tx.lastHash = r.Seq, LineHash(line)
+	tx.lastSeq, tx.lastHash, tx.lastLeaf = r.Seq, LineHash(line), tlog.RecordHash(line)
 	tx.size += int64(len(buf))
-	// The index is not fsynced: it is derived, and one that lost its
-	// last entries in a crash is caught up from the log (checkIndex).
+	// The side files are not fsynced: they are derived, and one that lost
+	// its last entries in a crash is caught up from the log (checkIndex,
+	// checkTree).
 	if err := tx.writeIndex(e.marshal()); err != nil {
 		return err
 	}
 	tx.idx.last, tx.idx.count = e, e.Seq
-	return nil
+	return tx.writeTree(hs)
 }

@@ -356,12 +356,17 @@ type indexState struct {
 // IndexError is an audit index that is missing or does not agree with the
 // log; `signstar audit rebuild` repairs it.
 type IndexError struct {
+	What string // "index" (when empty) or "tree"
 	Path string
 	Msg  string
 }
 
 func (e *IndexError) Error() string {
-	return fmt.Sprintf("audit index %s %s: nothing is signed until it is rebuilt: run 'signstar audit rebuild' as root", e.Path, e.Msg)
+	what := e.What
+	if what == "" {
+		what = "index"
+	}
+	return fmt.Sprintf("audit %s %s %s: nothing is signed until it is rebuilt: run 'signstar audit rebuild' as root", what, e.Path, e.Msg)
 }
 
 func (tx *Tx) indexErr(format string, args ...any) error {
@@ -536,16 +541,16 @@ func (tx *Tx) EntriesRead() int { return tx.idx.read }
 // empty log.
 func (tx *Tx) LastEntry() (e Entry, ok bool) { return tx.idx.last, tx.idx.last.Seq != 0 }
 
-// createIndex makes a new index, header only, at ip: written to a
+// createSide makes a new side file holding only header at p: written to a
 // temporary file and linked into place, so that a concurrent Open never
 // sees it without its header. One that appeared meanwhile is kept.
-func createIndex(ip string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(ip), ".signstar-index-*")
+func createSide(p string, header []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".signstar-side-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(indexHeader())
+	_, err = tmp.Write(header)
 	if err == nil {
 		err = tmp.Chmod(0o640)
 	}
@@ -555,45 +560,56 @@ func createIndex(ip string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Link(tmp.Name(), ip); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := os.Link(tmp.Name(), p); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
-	if d, err := os.Open(filepath.Dir(ip)); err == nil {
+	if d, err := os.Open(filepath.Dir(p)); err == nil {
 		d.Sync()
 		d.Close()
 	}
 	return nil
 }
 
-// openIndex opens the index of the log at path, creating it (header only)
-// when the log is empty. A missing index next to records is an IndexError.
-func openIndex(path string, logSize int64) (r, w *os.File, err error) {
-	ip := IndexPath(path)
+// openSide opens the side file p (what: "index", "tree") of a log of
+// logSize bytes, creating it with header when the log is empty. A missing
+// side file next to records is an IndexError.
+func openSide(p, what string, logSize int64, header []byte) (r, w *os.File, err error) {
 	const wflags = os.O_WRONLY | os.O_APPEND | oNoFollow
-	w, err = os.OpenFile(ip, wflags, 0)
+	w, err = os.OpenFile(p, wflags, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		if logSize != 0 {
-			return nil, nil, &IndexError{Path: ip, Msg: "is missing"}
+			return nil, nil, &IndexError{What: what, Path: p, Msg: "is missing"}
 		}
-		if err = createIndex(ip); errors.Is(err, os.ErrPermission) {
-			return nil, nil, &IndexError{Path: ip, Msg: "is missing and cannot be created here (" + unwrapPath(err).Error() + ")"}
+		if err = createSide(p, header); errors.Is(err, os.ErrPermission) {
+			return nil, nil, &IndexError{What: what, Path: p, Msg: "is missing and cannot be created here (" + unwrapPath(err).Error() + ")"}
 		}
 		if err == nil {
-			w, err = os.OpenFile(ip, wflags, 0)
+			w, err = os.OpenFile(p, wflags, 0)
 		}
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot open audit index %s: %v", ip, unwrapPath(err))
+		return nil, nil, fmt.Errorf("cannot open audit %s %s: %v", what, p, unwrapPath(err))
 	}
-	r, err = os.OpenFile(ip, os.O_RDONLY|oNoFollow, 0)
+	r, err = os.OpenFile(p, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		w.Close()
-		return nil, nil, fmt.Errorf("cannot open audit index %s: %v", ip, unwrapPath(err))
+		return nil, nil, fmt.Errorf("cannot open audit %s %s: %v", what, p, unwrapPath(err))
 	}
 	if err := sameRegularFile(r, w); err != nil {
 		r.Close()
 		w.Close()
-		return nil, nil, fmt.Errorf("audit index %s %v", ip, err)
+		return nil, nil, fmt.Errorf("audit %s %s %v", what, p, err)
+	}
+	return r, w, nil
+}
+
+// openIndex opens the index of the log at path, creating it (header only)
+// when the log is empty. A missing index next to records is an IndexError.
+func openIndex(path string, logSize int64) (r, w *os.File, err error) {
+	ip := IndexPath(path)
+	r, w, err = openSide(ip, "index", logSize, indexHeader())
+	if err != nil {
+		return nil, nil, err
 	}
 	head := make([]byte, EntrySize)
 	if _, err := r.ReadAt(head, 0); err != nil || !bytes.Equal(head, indexHeader()) {
@@ -610,17 +626,22 @@ type RebuildResult struct {
 	Appended int    // entries appended to an index that agreed so far
 	Replaced bool   // the index was written anew and renamed into place
 	Path     string // the index
+	// The same for the tree file (tree.go): stored hashes appended.
+	TreeAppended int
+	TreeReplaced bool
+	TreePath     string
 }
 
-// Rebuild makes the index of the log at path agree with it, holding the
-// log's lock (waiting at most lockTimeout for it): the whole log must
-// verify (as `signstar audit verify`), and every entry is derived from it
-// again. An index that agrees with the log as far as it goes only has the
-// missing entries appended, which works on a `chattr +a` file. Any other
-// index is replaced by a new file with the log's owner, group and mode,
-// renamed over it; that needs `chattr -a` on the old one first.
+// Rebuild makes the side files (index and tree) of the log at path agree
+// with it, holding the log's lock (waiting at most lockTimeout for it): the
+// whole log must verify (as `signstar audit verify`), and every entry and
+// hash is derived from it again. A side file that agrees with the log as
+// far as it goes only has what it lacks appended, which works on a
+// `chattr +a` file. Any other is replaced by a new file with the log's
+// owner, group and mode, renamed over it; that needs `chattr -a` on the old
+// one first.
 func Rebuild(path string, lockTimeout time.Duration) (RebuildResult, error) {
-	res := RebuildResult{Path: IndexPath(path)}
+	res := RebuildResult{Path: IndexPath(path), TreePath: TreePath(path)}
 	lf, err := os.OpenFile(path, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		return res, fmt.Errorf("cannot open audit log %s: %v", path, unwrapPath(err))
@@ -633,35 +654,22 @@ func Rebuild(path string, lockTimeout time.Duration) (RebuildResult, error) {
 	if err != nil || !fi.Mode().IsRegular() {
 		return res, fmt.Errorf("audit log %s is not a regular file", path)
 	}
-
-	// The old index, read alongside as long as it agrees.
-	old, err := os.Open(res.Path)
-	agrees := err == nil
-	var oldR io.Reader
-	if agrees {
-		defer old.Close()
-		oldR = bufioReader(old)
-		head := make([]byte, EntrySize)
-		if _, err := io.ReadFull(oldR, head); err != nil || !bytes.Equal(head, indexHeader()) {
-			agrees = false
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return res, fmt.Errorf("cannot open audit index %s: %v", res.Path, unwrapPath(err))
-	}
-	oldEntries := 0
-	oldEnded := false
-
-	tmp, err := os.CreateTemp(filepath.Dir(res.Path), ".signstar-index-*")
+	th, err := readTreeHeader(res.TreePath)
 	if err != nil {
-		return res, fmt.Errorf("cannot write the new audit index next to %s: %v", res.Path, unwrapPath(err))
+		return res, err
 	}
-	defer func() {
-		tmp.Close()
-		os.Remove(tmp.Name())
-	}()
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	w.Write(indexHeader())
-	var tail []byte // entries past the old index's end, while it agrees
+
+	idx, err := newSideRebuild(res.Path, "index", indexHeader(), func(old []byte) bool { return bytes.Equal(old, indexHeader()) })
+	if err != nil {
+		return res, err
+	}
+	defer idx.close()
+	tree, err := newSideRebuild(res.TreePath, "tree", th.marshal(), func(old []byte) bool { return bytes.Equal(old, th.marshal()) })
+	if err != nil {
+		return res, err
+	}
+	defer tree.close()
+
 	var last Entry
 	var ring [HeadsWindow]Entry // the newest entries, for nextEntry
 	window := func(seq uint64) (Entry, error) {
@@ -670,7 +678,8 @@ func Rebuild(path string, lockTimeout time.Duration) (RebuildResult, error) {
 		}
 		return ring[seq%HeadsWindow], nil
 	}
-	oldEntry := make([]byte, EntrySize)
+	fr := NewFrontier()
+	hb := make([]byte, 0, 64*32)
 	n, err := verifyEach(bufioReader(lf), func(rec *Record, line []byte, end int64) error {
 		e, err := nextEntry(&last, func(l uint64) (heads, error) { return readHeads(window, l) }, rec, line, end)
 		if err != nil {
@@ -678,87 +687,193 @@ func Rebuild(path string, lockTimeout time.Duration) (RebuildResult, error) {
 		}
 		last = e
 		ring[e.Seq%HeadsWindow] = e
-		b := e.marshal()
-		w.Write(b)
-		if !agrees {
-			return nil
+		idx.add(e.marshal())
+		hs, err := fr.Add(line)
+		if err != nil {
+			return err
 		}
-		if !oldEnded {
-			if _, err := io.ReadFull(oldR, oldEntry); err == nil {
-				if !bytes.Equal(oldEntry, b) {
-					agrees = false
-				}
-				oldEntries++
-				return nil
-			} else if err != io.EOF {
-				agrees = false // a partial entry at the end
-				return nil
-			}
-			oldEnded = true
+		hb = hb[:0]
+		for _, h := range hs {
+			hb = append(hb, h[:]...)
 		}
-		if len(tail) < 64<<20 {
-			tail = append(tail, b...)
-		} else {
-			agrees = false // too much to keep; write the whole file
-		}
+		tree.add(hb)
 		return nil
 	})
 	if err != nil {
 		return res, fmt.Errorf("audit log %s does not verify, so it cannot be indexed: %v (repair it first: signstar audit verify)", path, err)
 	}
 	res.Records = n
-	if agrees && !oldEnded {
-		// The old index may have more entries than the log records.
-		if _, err := io.ReadFull(oldR, oldEntry); err != io.EOF {
-			agrees = false
-		}
+	a, replaced, err := idx.finish(fi)
+	if err != nil {
+		return res, err
 	}
-	if agrees {
-		if len(tail) == 0 {
-			return res, nil
-		}
-		iw, err := os.OpenFile(res.Path, os.O_WRONLY|os.O_APPEND|oNoFollow, 0)
-		if err != nil {
-			return res, fmt.Errorf("cannot open audit index %s: %v", res.Path, unwrapPath(err))
-		}
-		defer iw.Close()
-		if _, err := iw.Write(tail); err != nil {
-			return res, fmt.Errorf("cannot write audit index %s: %v", res.Path, unwrapPath(err))
-		}
-		if err := iw.Sync(); err != nil {
-			return res, fmt.Errorf("cannot fsync audit index %s: %v", res.Path, unwrapPath(err))
-		}
-		res.Appended = len(tail) / EntrySize
-		return res, nil
+	res.Appended, res.Replaced = a/EntrySize, replaced
+	a, replaced, err = tree.finish(fi)
+	if err != nil {
+		return res, err
 	}
+	res.TreeAppended, res.TreeReplaced = a/32, replaced
+	return res, nil
+}
 
-	if err := w.Flush(); err != nil {
-		return res, fmt.Errorf("cannot write the new audit index %s: %v", tmp.Name(), err)
+// readTreeHeader is the header of the tree file at tp, the zero one when
+// it is missing or damaged (then the tree is written anew).
+func readTreeHeader(tp string) (treeHeader, error) {
+	f, err := os.Open(tp)
+	if errors.Is(err, os.ErrNotExist) {
+		return treeHeader{}, nil
 	}
-	// The signing user writes the index as it writes the log.
+	if err != nil {
+		return treeHeader{}, fmt.Errorf("cannot open audit tree %s: %v", tp, unwrapPath(err))
+	}
+	defer f.Close()
+	b := make([]byte, TreeHeaderSize)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return treeHeader{}, nil
+	}
+	h, err := parseTreeHeader(b)
+	if err != nil {
+		return treeHeader{}, nil
+	}
+	return h, nil
+}
+
+// sideRebuild writes a side file anew into a temporary file while reading
+// the old one alongside, as long as it agrees.
+type sideRebuild struct {
+	path, what string
+	old        *os.File
+	oldR       io.Reader
+	agrees     bool
+	oldEnded   bool
+	tmp        *os.File
+	w          *bufio.Writer
+	tail       []byte // what goes past the old file's end, while it agrees
+	buf        []byte
+}
+
+func newSideRebuild(p, what string, header []byte, headerOK func([]byte) bool) (*sideRebuild, error) {
+	rb := &sideRebuild{path: p, what: what}
+	old, err := os.Open(p)
+	rb.agrees = err == nil
+	if rb.agrees {
+		rb.old = old
+		rb.oldR = bufioReader(old)
+		head := make([]byte, len(header))
+		if _, err := io.ReadFull(rb.oldR, head); err != nil || !headerOK(head) {
+			rb.agrees = false
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("cannot open audit %s %s: %v", what, p, unwrapPath(err))
+	}
+	rb.tmp, err = os.CreateTemp(filepath.Dir(p), ".signstar-side-*")
+	if err != nil {
+		rb.close()
+		return nil, fmt.Errorf("cannot write the new audit %s next to %s: %v", what, p, unwrapPath(err))
+	}
+	rb.w = bufio.NewWriterSize(rb.tmp, 1<<20)
+	rb.w.Write(header)
+	return rb, nil
+}
+
+func (rb *sideRebuild) close() {
+	if rb.old != nil {
+		rb.old.Close()
+	}
+	if rb.tmp != nil {
+		rb.tmp.Close()
+		os.Remove(rb.tmp.Name())
+	}
+}
+
+// add is the next bytes of the side file.
+func (rb *sideRebuild) add(b []byte) {
+	rb.w.Write(b)
+	if !rb.agrees {
+		return
+	}
+	if !rb.oldEnded {
+		if cap(rb.buf) < len(b) {
+			rb.buf = make([]byte, len(b))
+		}
+		old := rb.buf[:len(b)]
+		k, err := io.ReadFull(rb.oldR, old)
+		switch {
+		case err == nil:
+			if !bytes.Equal(old, b) {
+				rb.agrees = false
+			}
+			return
+		case err == io.EOF:
+			rb.oldEnded = true
+		default: // a partial end, or a read error
+			_ = k
+			rb.agrees = false
+			return
+		}
+	}
+	if len(rb.tail) < 64<<20 {
+		rb.tail = append(rb.tail, b...)
+	} else {
+		rb.agrees = false // too much to keep; write the whole file
+	}
+}
+
+// finish makes the side file what was added: it appends the tail to an old
+// file that agreed, or renames the new one into place with the log's owner
+// and mode. It returns the bytes appended.
+func (rb *sideRebuild) finish(fi os.FileInfo) (appended int, replaced bool, err error) {
+	if rb.agrees && !rb.oldEnded {
+		// The old file may hold more than the log.
+		var one [1]byte
+		if _, err := io.ReadFull(rb.oldR, one[:]); err != io.EOF {
+			rb.agrees = false
+		}
+	}
+	if rb.agrees {
+		if len(rb.tail) == 0 {
+			return 0, false, nil
+		}
+		w, err := os.OpenFile(rb.path, os.O_WRONLY|os.O_APPEND|oNoFollow, 0)
+		if err != nil {
+			return 0, false, fmt.Errorf("cannot open audit %s %s: %v", rb.what, rb.path, unwrapPath(err))
+		}
+		defer w.Close()
+		if _, err := w.Write(rb.tail); err != nil {
+			return 0, false, fmt.Errorf("cannot write audit %s %s: %v", rb.what, rb.path, unwrapPath(err))
+		}
+		if err := w.Sync(); err != nil {
+			return 0, false, fmt.Errorf("cannot fsync audit %s %s: %v", rb.what, rb.path, unwrapPath(err))
+		}
+		return len(rb.tail), false, nil
+	}
+	tmp := rb.tmp
+	if err := rb.w.Flush(); err != nil {
+		return 0, false, fmt.Errorf("cannot write the new audit %s %s: %v", rb.what, tmp.Name(), err)
+	}
+	// The signing user writes the side files as it writes the log.
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		if err := tmp.Chown(int(st.Uid), int(st.Gid)); err != nil {
-			return res, fmt.Errorf("cannot give the new audit index the log's owner: %v", unwrapPath(err))
+			return 0, false, fmt.Errorf("cannot give the new audit %s the log's owner: %v", rb.what, unwrapPath(err))
 		}
 	}
 	if err := tmp.Chmod(fi.Mode().Perm()); err != nil {
-		return res, fmt.Errorf("cannot give the new audit index the log's mode: %v", unwrapPath(err))
+		return 0, false, fmt.Errorf("cannot give the new audit %s the log's mode: %v", rb.what, unwrapPath(err))
 	}
 	if err := tmp.Sync(); err != nil {
-		return res, fmt.Errorf("cannot fsync the new audit index: %v", err)
+		return 0, false, fmt.Errorf("cannot fsync the new audit %s: %v", rb.what, err)
 	}
-	if err := os.Rename(tmp.Name(), res.Path); err != nil {
+	if err := os.Rename(tmp.Name(), rb.path); err != nil {
 		if errors.Is(err, os.ErrPermission) {
-			return res, fmt.Errorf("cannot replace audit index %s: %v (if it is append-only, chattr -a it first, and chattr +a it again after)", res.Path, unwrapPath(err))
+			return 0, false, fmt.Errorf("cannot replace audit %s %s: %v (if it is append-only, chattr -a it first, and chattr +a it again after)", rb.what, rb.path, unwrapPath(err))
 		}
-		return res, fmt.Errorf("cannot replace audit index %s: %v", res.Path, unwrapPath(err))
+		return 0, false, fmt.Errorf("cannot replace audit %s %s: %v", rb.what, rb.path, unwrapPath(err))
 	}
-	if d, err := os.Open(filepath.Dir(res.Path)); err == nil {
+	if d, err := os.Open(filepath.Dir(rb.path)); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	res.Replaced = true
-	return res, nil
+	return 0, true, nil
 }
 
 func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 1<<20) }

@@ -244,7 +244,7 @@ func TestRebuild(t *testing.T) {
 	if fi, _ := os.Stat(IndexPath(path)); fi.Mode().Perm() != 0o660 {
 		t.Errorf("rewritten index has mode %o, want the log's 0660", fi.Mode().Perm())
 	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+	if ents, _ := os.ReadDir(dir); len(ents) != 3 { // the log, its index and its tree
 		t.Errorf("rebuild left files behind: %v", ents)
 	}
 	data, _ := os.ReadFile(path)

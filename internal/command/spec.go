@@ -162,7 +162,7 @@ var Commands = []Spec{
 	{Name: "audit", Sub: "verify", Config: true, Args: "[FILE]", ArgsFile: true,
 		Desc: "checks the hash chain and each signed record's signature of the audit log (FILE, or the configured [audit] path); prints ok: N records, or names the first bad line and exits 1."},
 	{Name: "audit", Sub: "rebuild", Config: true, Args: "[FILE]", ArgsFile: true,
-		Desc: "makes the audit log's index (FILE.idx, next to the log) agree with the log, which must verify: appends the entries it lacks, or writes it anew with the log's owner and mode (chattr -a it first if it is append-only); prints ok: N records indexed in FILE.idx and how. Run it as root when signing stops on a missing or disagreeing index, and once when creating or rotating the log."},
+		Desc: "makes the audit log's side files, its index (FILE.idx) and its transparency tree (FILE.tree), agree with the log, which must verify: appends what each lacks, or writes it anew with the log's owner and mode (chattr -a it first if it is append-only); prints ok: N records indexed in FILE.idx and how, and the same of FILE.tree. Run it as root when signing stops on a missing or disagreeing index or tree, and once when creating the log."},
 	{Name: "sandbox", Sub: "check", Config: true,
 		Desc: "prints what the sandbox can enforce on this kernel; exits 0 when the configured [sandbox] mode can be met."},
 	{Name: "piv", Sub: "setup", Config: true,

@@ -388,11 +388,25 @@ func (s *session) decide(a *artifact) *stop {
 	return nil
 }
 
-// commit is the last phase: sign, check the client is still there, append
-// the signed record, and only then release the signature.
+// commit is the last phase: take the log's lock (if decide has not), sign
+// with the log's notation (the record's seq and the tree root of every
+// record before it: the lock is held from reading that root to appending
+// the record), check the client is still there, append the signed record,
+// and only then release the signature.
 func (s *session) commit(a *artifact, armored bool) *stop {
+	if s.tx == nil {
+		tx, err := s.Log.Lock()
+		if err != nil {
+			return halt(FailedLog, "not signing: "+err.Error())
+		}
+		s.tx = tx
+	}
+	seq, root, err := s.tx.Commitment()
+	if err != nil {
+		return halt(FailedLog, "not signing: "+err.Error())
+	}
 	created := s.Now()
-	sig, err := signer.Sign(a.in, s.key, created)
+	sig, err := signer.Sign(a.in, s.key, created, signer.Notation{Name: audit.NotationName, Value: audit.FormatNotation(seq, root)})
 	if err != nil {
 		return halt(FailedSign, backendMessage(s.profile, err))
 	}
@@ -403,16 +417,13 @@ func (s *session) commit(a *artifact, armored bool) *stop {
 	if armored {
 		out = armorSignature(sig)
 	}
-	if s.tx == nil {
-		tx, err := s.Log.Lock()
-		if err != nil {
-			return halt(FailedLog, "not signing: "+err.Error())
-		}
-		s.tx = tx
-	}
 	rec := s.record(Signed, "", base64.StdEncoding.EncodeToString(sig), created)
 	if err := s.tx.Append(rec); err != nil {
 		return halt(FailedLog, "not signing: "+err.Error())
+	}
+	if rec.Seq != seq {
+		// Append numbers the record from the same locked state.
+		return halt(FailedInternal, fmt.Sprintf("the record got seq %d, the signature %d", rec.Seq, seq))
 	}
 	s.tx.Unlock()
 	s.tx = nil

@@ -472,3 +472,55 @@ func (h *hookSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts)
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, syscall.EIO }
+
+// TestSignatureCommitsToLog: each signature carries the log's notation,
+// hashed and not critical: its record's seq and the tree root of every
+// record before it (refusals included), read under the lock that appends
+// the record.
+func TestSignatureCommitsToLog(t *testing.T) {
+	f := newFixture(t, "ed25519")
+	f.check(f.rq.Sign(sign()), Signed, "")
+	f.stdout.Reset()
+	f.check(f.rq.Refuse(RefusedCommand, "unknown command \"rm\""), RefusedCommand, "unknown command")
+	f.input([]byte("another"))
+	f.check(f.rq.Sign(sign()), Signed, "")
+	data, err := os.ReadFile(f.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+	fr := audit.NewFrontier()
+	signed := 0
+	for i, r := range f.records() {
+		root, err := fr.Root()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fr.Add(lines[i]); err != nil {
+			t.Fatal(err)
+		}
+		if r.Outcome != audit.Signed {
+			continue
+		}
+		signed++
+		raw, _ := base64.StdEncoding.DecodeString(r.Signature)
+		sigs, err := audit.ReadSignatures(raw)
+		if err != nil || len(sigs) != 1 {
+			t.Fatalf("record %d: %v", r.Seq, err)
+		}
+		seq, got, err := audit.SignatureNotation(sigs[0])
+		if err != nil || seq != r.Seq || got != root {
+			t.Fatalf("record %d: notation seq %d root %x (%v), want root %x", r.Seq, seq, got, err, root)
+		}
+		// In the hashed area: the raw subpacket follows the creation time.
+		if !bytes.Contains(raw, []byte(audit.NotationName+audit.FormatNotation(seq, root))) {
+			t.Fatalf("record %d: the notation's bytes are not in the packet", r.Seq)
+		}
+		if sigs[0].Notations[0].IsCritical || !sigs[0].Notations[0].IsHumanReadable {
+			t.Fatal("the notation is critical or not human-readable")
+		}
+	}
+	if signed != 2 {
+		t.Fatalf("%d signed records", signed)
+	}
+}

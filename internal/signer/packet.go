@@ -27,9 +27,11 @@ var Rand io.Reader = rand.Reader
 // crypto.Signer (agent, card) and has exactly the shape pacman reads: v4,
 // type 0x00, old-format definite length, hashed creation time and issuer
 // fingerprint, and the issuer key ID in the unhashed area, as GnuPG writes it.
-// The result is verified against the public key before it is returned, so a
-// faulty card or agent cannot hand out a bad signature.
-func Sign(in *Input, key *backend.Key, t time.Time) ([]byte, error) {
+// Each of notes is a notation data subpacket (20) in the hashed area, after
+// the creation time: not critical, so that a verifier that does not know it
+// ignores it. The result is verified against the public key before it is
+// returned, so a faulty card or agent cannot hand out a bad signature.
+func Sign(in *Input, key *backend.Key, t time.Time, notes ...Notation) ([]byte, error) {
 	pub := key.Public
 	if err := backend.CheckHash(pub, in.Hash); err != nil {
 		return nil, err
@@ -38,6 +40,13 @@ func Sign(in *Input, key *backend.Key, t time.Time) ([]byte, error) {
 	binary.BigEndian.PutUint32(created[:], uint32(t.Unix()))
 	var sub bytes.Buffer
 	subpacket(&sub, 2, created[:])
+	for _, n := range notes {
+		d, err := n.data()
+		if err != nil {
+			return nil, err
+		}
+		subpacket(&sub, 20, d)
+	}
 	subpacket(&sub, 33, append([]byte{4}, pub.Fingerprint...))
 	out, err := signature(pub, packet.SigTypeBinary, in.Hash, in.clone(), sub.Bytes(), key.Signer)
 	if err != nil {
@@ -109,8 +118,25 @@ func oldHeader(tag byte, n int) []byte {
 	return []byte{0x80 | tag<<2 | 2, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
 }
 
+// Notation is a notation data subpacket (RFC 4880, 5.2.3.16): a
+// human-readable name@domain and its UTF-8 value, never critical.
+type Notation struct {
+	Name, Value string
+}
+
+// data is the subpacket's body: the human-readable flag, the lengths, the
+// name and the value.
+func (n Notation) data() ([]byte, error) {
+	if len(n.Name)+len(n.Value)+8+1 >= 192 || !bytes.ContainsRune([]byte(n.Name), '@') {
+		return nil, fmt.Errorf("notation %q is too long or has no @domain", n.Name)
+	}
+	d := []byte{0x80, 0, 0, 0, 0, byte(len(n.Name)), 0, byte(len(n.Value))}
+	d = append(d, n.Name...)
+	return append(d, n.Value...), nil
+}
+
 func subpacket(w *bytes.Buffer, typ byte, data []byte) {
-	w.WriteByte(byte(len(data) + 1)) // all ours are < 192 bytes
+	w.WriteByte(byte(len(data) + 1)) // all ours are < 192 bytes (Notation.data)
 	w.WriteByte(typ)
 	w.Write(data)
 }

@@ -24,6 +24,7 @@ import (
 //	Dir/etc/repo.pub.asc     root:root   0644
 //	Dir/log/audit.jsonl      root:USER   0660, append-only where supported
 //	Dir/log/audit.jsonl.idx  root:USER   0660, likewise (signstar audit rebuild)
+//	Dir/log/audit.jsonl.tree root:USER   0660, likewise
 //
 // It takes two steps because sshd and the user come in between:
 // NewEnclave lays out the directories and the binary (Start needs the
@@ -159,7 +160,10 @@ func (e *Enclave) Install(name string, o EnclaveOptions) error {
 	if e.AppendOnly, err = AppendOnly(e.Log); err != nil || !e.AppendOnly {
 		return err
 	}
-	_, err = AppendOnly(audit.IndexPath(e.Log))
+	if _, err = AppendOnly(audit.IndexPath(e.Log)); err != nil {
+		return err
+	}
+	_, err = AppendOnly(audit.TreePath(e.Log))
 	return err
 }
 
