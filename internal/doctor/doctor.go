@@ -315,6 +315,7 @@ func checkLog(r *Report, cfg *config.Config, users []*account, verify func(strin
 	// rewrite what the rate and the proofs are computed from.
 	for _, side := range []struct{ path, what string }{
 		{audit.IndexPath(path), "the audit log's index"},
+		{audit.TreePath(path), "the audit log's tree"},
 	} {
 		appendFile(r, side.path, side.what, "run signstar audit rebuild as root, then chattr +a "+side.path, group, users)
 	}

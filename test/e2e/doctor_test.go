@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,6 +121,7 @@ func TestDoctor(t *testing.T) {
 	etc := filepath.Dir(e.config)
 	logDir := filepath.Dir(e.log)
 	idx := audit.IndexPath(e.log)
+	tree := audit.TreePath(e.log)
 	key := filepath.Join(etc, "repo.key.asc")
 	for _, tc := range []struct {
 		name   string
@@ -177,6 +179,28 @@ func TestDoctor(t *testing.T) {
 			owner(e.User)
 			return func() { owner("root") }
 		}, "audit.jsonl.idx: owned by " + e.User + ", not root"},
+		{"tree without chattr +a", func(t *testing.T) func() {
+			mustRun(t, "chattr", "-a", tree)
+			return func() { mustRun(t, "chattr", "+a", tree) }
+		}, "audit.jsonl.tree: not append-only"},
+		{"tree missing", func(t *testing.T) func() {
+			saved, err := os.ReadFile(tree)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustRun(t, "chattr", "-a", tree)
+			os.Remove(tree)
+			return func() {
+				if err := os.WriteFile(tree, saved, 0o660); err != nil {
+					t.Fatal(err)
+				}
+				// The log's owner and group, as audit rebuild gives it.
+				fi, _ := os.Stat(e.log)
+				os.Chown(tree, 0, int(fi.Sys().(*syscall.Stat_t).Gid))
+				os.Chmod(tree, 0o660)
+				mustRun(t, "chattr", "+a", tree)
+			}
+		}, "audit.jsonl.tree"},
 		{"log directory owned by the signer", func(t *testing.T) func() {
 			mustRun(t, "chown", e.User, logDir)
 			return func() { mustRun(t, "chown", "root", logDir) }
