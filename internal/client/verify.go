@@ -1,0 +1,107 @@
+package client
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+)
+
+// MaxSignature is the largest signature accepted, pacman's limit for a
+// binary .sig; an armored one may take 4/3 of it and its armor lines.
+const MaxSignature = 16 << 10
+
+const maxArmoredSignature = MaxSignature*4/3 + 1024
+
+// UntrustedError is an answer of the enclave that the client does not
+// trust: a signature that does not verify with the pinned certificate, a
+// certificate that is not the pinned one, a log that forked or was rolled
+// back. Nothing is written after one.
+type UntrustedError struct{ Msg string }
+
+func (e *UntrustedError) Error() string { return e.Msg }
+
+func untrusted(format string, a ...any) error {
+	return &UntrustedError{Msg: fmt.Sprintf(format, a...)}
+}
+
+// now is the clock of signature checks; tests may set it.
+var now = time.Now
+
+// VerifyFile checks that sig is one detached v4 signature of the file at
+// path, type binary document, made by a key of the pinned certificate, and
+// returns its packet.
+func VerifyFile(p *Pinned, path string, sig []byte) (*packet.Signature, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return Verify(p, f, path, sig)
+}
+
+// Verify is VerifyFile over data from r; name is what messages call it.
+func Verify(p *Pinned, r io.Reader, name string, sig []byte) (*packet.Signature, error) {
+	bin := sig
+	if bytes.HasPrefix(bytes.TrimLeft(sig, " \t\r\n"), []byte("-----BEGIN PGP SIGNATURE-----")) {
+		if len(sig) > maxArmoredSignature {
+			return nil, untrusted("the signature of %s is %d bytes: more than a signature takes", name, len(sig))
+		}
+		block, err := armor.Decode(bytes.NewReader(sig))
+		if err != nil || block.Type != openpgp.SignatureType {
+			return nil, untrusted("the signature of %s is not an armored signature", name)
+		}
+		if bin, err = io.ReadAll(io.LimitReader(block.Body, MaxSignature+1)); err != nil {
+			return nil, untrusted("the signature of %s: bad armor: %v", name, err)
+		}
+	}
+	if len(bin) > MaxSignature {
+		return nil, untrusted("the signature of %s is %d bytes: more than pacman's 16 KiB", name, len(bin))
+	}
+	s, err := parseOne(bin)
+	if err != nil {
+		return nil, untrusted("the signature of %s: %v", name, err)
+	}
+	if s.Version != 4 || s.SigType != packet.SigTypeBinary {
+		return nil, untrusted("the signature of %s is a v%d signature of type 0x%02x, not v4 of a binary document (0x00)", name, s.Version, byte(s.SigType))
+	}
+	if s.IssuerKeyId == nil {
+		return nil, untrusted("the signature of %s names no issuer key ID (subpacket 16), which pacman needs", name)
+	}
+	ring := openpgp.EntityList{p.Entity}
+	if keys := ring.KeysById(*s.IssuerKeyId); len(keys) == 0 {
+		who := fmt.Sprintf("key ID %016X", *s.IssuerKeyId)
+		if s.IssuerFingerprint != nil {
+			who = fmt.Sprintf("key %X", s.IssuerFingerprint)
+		}
+		return nil, untrusted("the enclave signed %s with %s, which is not in the pinned certificate %s (%s): refusing it", name, who, p.Path, p.Fingerprint())
+	}
+	cfg := &packet.Config{Time: now}
+	if _, err := openpgp.CheckDetachedSignature(ring, r, bytes.NewReader(bin), cfg); err != nil {
+		return nil, untrusted("the signature of %s does not verify with the pinned certificate %s: %v", name, p.Fingerprint(), err)
+	}
+	return s, nil
+}
+
+// parseOne reads exactly one signature packet.
+func parseOne(b []byte) (*packet.Signature, error) {
+	rd := packet.NewReader(bytes.NewReader(b))
+	pkt, err := rd.Next()
+	if err != nil {
+		return nil, fmt.Errorf("not an OpenPGP signature: %v", err)
+	}
+	s, ok := pkt.(*packet.Signature)
+	if !ok {
+		return nil, fmt.Errorf("an OpenPGP %T, not a signature", pkt)
+	}
+	if _, err := rd.Next(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("more than one packet: a detached signature is one")
+	}
+	return s, nil
+}
