@@ -3,6 +3,7 @@
 
 GO          ?= go
 BIN         := bin/signstar
+CLIENT_BIN  := bin/signstar-client
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.Version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -38,10 +39,14 @@ FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 
 all: build
 
-build: $(BIN)
+build: $(BIN) $(CLIENT_BIN)
 
 $(BIN): FORCE
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/signstar
+
+# The repository server's side: pure Go too.
+$(CLIENT_BIN): FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(CLIENT_BIN) ./cmd/signstar-client
 FORCE:
 
 # deps installs whatever Debian packages are missing, and only then runs
@@ -73,7 +78,7 @@ lint:
 unit:
 	$(GO) test -race -timeout 12m ./...
 	$(GO) -C third_party/piv-go test -race -timeout 5m ./...
-	CGO_ENABLED=0 $(GO) test -timeout 8m ./cmd/signstar ./internal/sandbox/... ./internal/backend/... ./internal/testsupport/pivemu
+	CGO_ENABLED=0 $(GO) test -timeout 8m ./cmd/signstar ./cmd/signstar-client ./internal/sandbox/... ./internal/backend/... ./internal/testsupport/pivemu
 
 demo: deps build
 	@scripts/demo.sh
@@ -95,8 +100,10 @@ install: build
 		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) \
 		$(DESTDIR)$(DOCDIR)/examples/sshd_config.d $(DESTDIR)$(SYSCONFDIR)/signstar
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/signstar
+	install -m 0755 $(CLIENT_BIN) $(DESTDIR)$(BINDIR)/signstar-client
 	install -m 0644 docs/man/signstar.1 $(DESTDIR)$(MANDIR)/man1/signstar.1
 	install -m 0644 docs/man/signstar.toml.5 $(DESTDIR)$(MANDIR)/man5/signstar.toml.5
+	install -m 0644 docs/man/signstar-client.1 $(DESTDIR)$(MANDIR)/man1/signstar-client.1
 	install -m 0644 completions/signstar.bash $(DESTDIR)$(BASHCOMPDIR)/signstar
 	install -m 0644 completions/_signstar $(DESTDIR)$(ZSHCOMPDIR)/_signstar
 	install -m 0644 completions/signstar.fish $(DESTDIR)$(FISHCOMPDIR)/signstar.fish

@@ -204,7 +204,7 @@ func Parse(path string, data []byte, env Env) (*Config, error) {
 	return &c, nil
 }
 
-var keyNames = []string{"host", "user", "port", "profile", "certificate", "state_dir", "ssh", "ssh_options"}
+var keyNames = keyNameList()
 
 var (
 	userRE    = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}$`)

@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -59,4 +60,18 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("accepted host %q", c.Host)
 		}
 	})
+}
+
+// TestKeysTable holds the key table equal to Config's TOML tags.
+func TestKeysTable(t *testing.T) {
+	var tags []string
+	typ := reflect.TypeOf(Config{})
+	for i := 0; i < typ.NumField(); i++ {
+		if tag := typ.Field(i).Tag.Get("toml"); tag != "-" {
+			tags = append(tags, tag)
+		}
+	}
+	if !reflect.DeepEqual(tags, keyNameList()) {
+		t.Errorf("Config's keys %v, the table's %v", tags, keyNameList())
+	}
 }

@@ -22,11 +22,12 @@ const Date = "December 1, 2026"
 // Files are the generated files by their path from the repository's root.
 func Files() map[string][]byte {
 	return map[string][]byte{
-		"docs/man/signstar.1":       Man1(),
-		"docs/man/signstar.toml.5":  Man5(),
-		"completions/signstar.bash": Bash(),
-		"completions/_signstar":     Zsh(),
-		"completions/signstar.fish": Fish(),
+		"docs/man/signstar.1":        Man1(),
+		"docs/man/signstar.toml.5":   Man5(),
+		"docs/man/signstar-client.1": ManClient(),
+		"completions/signstar.bash":  Bash(),
+		"completions/_signstar":      Zsh(),
+		"completions/signstar.fish":  Fish(),
 	}
 }
 

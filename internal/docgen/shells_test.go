@@ -154,7 +154,7 @@ func TestZshCompletionParses(t *testing.T) {
 // test lints the installed ones, where it is found).
 func TestManLint(t *testing.T) {
 	mandoc := testenv.NeedTool(t, "mandoc", "mandoc")
-	out, _ := exec.Command(mandoc, "-Tlint", "../../docs/man/signstar.1", "../../docs/man/signstar.toml.5").CombinedOutput()
+	out, _ := exec.Command(mandoc, "-Tlint", "../../docs/man/signstar.1", "../../docs/man/signstar.toml.5", "../../docs/man/signstar-client.1").CombinedOutput()
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		switch {
 		case l == "":

@@ -82,7 +82,7 @@ func readmeScript(t *testing.T, root string) string {
 }
 
 // The paths the package and the README's script own on this machine.
-var systemPaths = []string{"/usr/bin/signstar", "/etc/signstar", "/var/log/signstar", "/etc/ssh/sshd_config.d/signstar.conf"}
+var systemPaths = []string{"/usr/bin/signstar", "/usr/bin/signstar-client", "/etc/signstar", "/var/log/signstar", "/etc/ssh/sshd_config.d/signstar.conf"}
 
 func exists(p string) bool {
 	_, err := os.Lstat(p)
@@ -139,7 +139,7 @@ func TestDeb(t *testing.T) {
 
 	// What the package holds, and that nothing is enabled.
 	files := run(t, root, nil, "dpkg", "-L", "signstar")
-	for _, want := range []string{"/usr/bin/signstar", "/usr/share/man/man1/signstar.1.gz", "/usr/share/man/man5/signstar.toml.5.gz",
+	for _, want := range []string{"/usr/bin/signstar", "/usr/bin/signstar-client", "/usr/share/man/man1/signstar.1.gz", "/usr/share/man/man1/signstar-client.1.gz", "/usr/share/man/man5/signstar.toml.5.gz",
 		"/usr/share/bash-completion/completions/signstar", "/usr/share/zsh/vendor-completions/_signstar",
 		"/usr/share/fish/vendor_completions.d/signstar.fish", "/etc/signstar/config.toml",
 		"/usr/share/doc/signstar/examples/sshd_config.d/signstar.conf"} {
@@ -154,7 +154,7 @@ func TestDeb(t *testing.T) {
 		t.Errorf("config.toml is not a conffile: %q", conf)
 	}
 	// The installed man pages lint clean, cross-references included.
-	for _, page := range []string{"/usr/share/man/man1/signstar.1.gz", "/usr/share/man/man5/signstar.toml.5.gz"} {
+	for _, page := range []string{"/usr/share/man/man1/signstar.1.gz", "/usr/share/man/man5/signstar.toml.5.gz", "/usr/share/man/man1/signstar-client.1.gz"} {
 		src := run(t, root, nil, "zcat", page)
 		lint := exec.Command("mandoc", "-Tlint")
 		lint.Stdin = strings.NewReader(src)
@@ -232,7 +232,7 @@ func TestDeb(t *testing.T) {
 	// Purge: the package's files and the conffile go; the key and the
 	// audit log (evidence) stay.
 	run(t, root, nil, "dpkg", "--purge", "signstar")
-	for _, gone := range []string{"/usr/bin/signstar", "/etc/signstar/config.toml", "/usr/share/man/man1/signstar.1.gz"} {
+	for _, gone := range []string{"/usr/bin/signstar", "/usr/bin/signstar-client", "/etc/signstar/config.toml", "/usr/share/man/man1/signstar.1.gz"} {
 		if exists(gone) {
 			t.Errorf("%s is still there after dpkg --purge", gone)
 		}
@@ -324,8 +324,11 @@ func TestArch(t *testing.T) {
 	if version != "signstar "+pkgver+"\n" {
 		t.Errorf("signstar version from the pacman root: %q, want signstar %s", version, pkgver)
 	}
+	if got := run(t, root, nil, filepath.Join(dest, "usr/bin/signstar-client"), "version"); got != "signstar-client "+pkgver+"\n" {
+		t.Errorf("signstar-client version from the pacman root: %q, want signstar-client %s", got, pkgver)
+	}
 	list := pacman("-Ql", "signstar")
-	for _, want := range []string{"/usr/bin/signstar", "/usr/share/man/man1/signstar.1.gz", "/usr/share/man/man5/signstar.toml.5.gz",
+	for _, want := range []string{"/usr/bin/signstar", "/usr/bin/signstar-client", "/usr/share/man/man1/signstar.1.gz", "/usr/share/man/man1/signstar-client.1.gz", "/usr/share/man/man5/signstar.toml.5.gz",
 		"/usr/share/bash-completion/completions/signstar", "/usr/share/zsh/site-functions/_signstar",
 		"/usr/share/fish/vendor_completions.d/signstar.fish", "/etc/signstar/config.toml",
 		"/usr/share/doc/signstar/examples/sshd_config.d/signstar.conf"} {
