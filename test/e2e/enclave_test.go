@@ -49,6 +49,14 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/signstar: %v\n%s", err, out)
 			return 1
 		}
+		// The repository server's client, as make build makes it too.
+		build = exec.Command("go", "build", "-o", filepath.Join(dir, "signstar-client"), "./cmd/signstar-client")
+		build.Dir = filepath.Dir(root)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/signstar-client: %v\n%s", err, out)
+			return 1
+		}
 		binDir = dir
 		return m.Run()
 	}()
