@@ -46,14 +46,14 @@ func Main() int {
 }
 
 type run struct {
-	ctx                context.Context
-	args               []string
-	stdin              io.Reader
-	stdout, stderr     io.Writer
-	env                client.Env
-	configPath         string
-	configExplicit     bool
-	prefix             string // of every message: "signstar-client: " or "signstar-client: gpg: "
+	ctx            context.Context
+	args           []string
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	env            client.Env
+	configPath     string
+	configExplicit bool
+	prefix         string // of every message: "signstar-client: " or "signstar-client: gpg: "
 }
 
 func (r *run) main() int {

@@ -28,7 +28,6 @@ import (
 type clientEnv struct {
 	home, config, gpgDir, bin string
 	e                         *enclave
-	uid, gid                  int
 }
 
 // newClientEnv writes the configuration for owner ("" for root; else a
