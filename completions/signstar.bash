@@ -51,6 +51,10 @@ _signstar()
 		COMPREPLY=($(compgen -W "$(_signstar_profiles "$cfg")" -- "$cur"))
 		return
 		;;
+	"checkpoint:--from")
+		COMPREPLY=()
+		return
+		;;
 	"keygen:--uid")
 		COMPREPLY=()
 		return
@@ -62,6 +66,15 @@ _signstar()
 		;;
 	"keygen:--algo")
 		COMPREPLY=($(compgen -W "ed25519 rsa3072 rsa4096" -- "$cur"))
+		return
+		;;
+	"audit:--origin")
+		COMPREPLY=()
+		return
+		;;
+	"audit:--out")
+		compopt -o filenames 2>/dev/null
+		COMPREPLY=($(compgen -f -- "$cur"))
 		return
 		;;
 	"piv:--reader")
@@ -146,7 +159,7 @@ _signstar()
 	if [ -z "$cmd" ]; then
 		case $cur in
 		-*) COMPREPLY=($(compgen -W "--config --profile" -- "$cur")) ;;
-		*) COMPREPLY=($(compgen -W "sign pubkey version keygen audit sandbox piv tpm doctor help" -- "$cur")) ;;
+		*) COMPREPLY=($(compgen -W "sign pubkey checkpoint proof version keygen audit sandbox piv tpm doctor help" -- "$cur")) ;;
 		esac
 		return
 	fi
@@ -157,6 +170,12 @@ _signstar()
 	pubkey)
 		COMPREPLY=($(compgen -W "--profile" -- "$cur"))
 		;;
+	checkpoint)
+		COMPREPLY=($(compgen -W "--from" -- "$cur"))
+		;;
+	proof)
+		COMPREPLY=()
+		;;
 	version)
 		COMPREPLY=()
 		;;
@@ -165,11 +184,13 @@ _signstar()
 		;;
 	audit)
 		if [ -z "$sub" ]; then
-			COMPREPLY=($(compgen -W "verify rebuild" -- "$cur"))
+			COMPREPLY=($(compgen -W "verify rebuild keygen checkpoint" -- "$cur"))
 			return
 		fi
-		compopt -o filenames 2>/dev/null
-		COMPREPLY=($(compgen -f -- "$cur"))
+		case $cur in
+		-*) COMPREPLY=($(compgen -W "--origin --out" -- "$cur")) ;;
+		*) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
+		esac
 		;;
 	sandbox)
 		if [ -z "$sub" ]; then

@@ -23,6 +23,8 @@ complete -c signstar -n __fish_use_subcommand -l config -r -F -d 'the configurat
 complete -c signstar -n __fish_use_subcommand -l profile -x -a '(__signstar_profiles)' -d 'the servers profile'
 complete -c signstar -n __fish_use_subcommand -a sign -d 'reads the artifact from stdin to its end and writes one detached OpenPGP signature to stdout, after its audit record is on disk'
 complete -c signstar -n __fish_use_subcommand -a pubkey -d 'writes the profiles ASCII-armored public certificate to stdout'
+complete -c signstar -n __fish_use_subcommand -a checkpoint -d 'writes the audit logs latest signed checkpoint'
+complete -c signstar -n __fish_use_subcommand -a proof -d 'writes a proof file'
 complete -c signstar -n __fish_use_subcommand -a version -d 'writes one line, signstar VERSION'
 complete -c signstar -n __fish_use_subcommand -a keygen -d 'writes a new v4 secret signing key to --out and its armored public certificate to stdout'
 complete -c signstar -n __fish_use_subcommand -a audit -d 'checks the hash chain and each signed records signature of the audit log'
@@ -35,13 +37,18 @@ complete -c signstar -n '__fish_seen_subcommand_from sign' -l armor -d 'ASCII-ar
 complete -c signstar -n '__fish_seen_subcommand_from sign' -l profile -x -a '(__signstar_profiles)' -d 'the profile to use'
 complete -c signstar -n '__fish_seen_subcommand_from sign' -l expect -x -d 'refuse, without a signature, unless the bytes received hash to exactly this'
 complete -c signstar -n '__fish_seen_subcommand_from pubkey' -l profile -x -a '(__signstar_profiles)' -d 'the profile to use'
+complete -c signstar -n '__fish_seen_subcommand_from checkpoint' -l from -x -d 'also the consistency proof from the tree of size N'
 complete -c signstar -n '__fish_seen_subcommand_from keygen' -l uid -x -d 'the user ID of the new key'
 complete -c signstar -n '__fish_seen_subcommand_from keygen' -l out -r -F -d 'where the armored secret key goes'
 complete -c signstar -n '__fish_seen_subcommand_from keygen' -l algo -x -a 'ed25519 rsa3072 rsa4096' -d 'the key type'
-complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify rebuild' -a verify
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify rebuild keygen checkpoint' -a verify
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify' -F
-complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify rebuild' -a rebuild
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify rebuild keygen checkpoint' -a rebuild
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from rebuild' -F
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify rebuild keygen checkpoint' -a keygen
+complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from keygen' -l origin -x -d 'the logs origin, as audit origin will name it'
+complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from keygen' -l out -r -F -d 'where the note signer key goes'
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify rebuild keygen checkpoint' -a checkpoint
 complete -c signstar -n '__fish_seen_subcommand_from sandbox; and not __fish_seen_subcommand_from check' -a check
 complete -c signstar -n '__fish_seen_subcommand_from piv; and not __fish_seen_subcommand_from setup' -a setup
 complete -c signstar -n '__fish_seen_subcommand_from piv; and __fish_seen_subcommand_from setup' -l reader -x -d 'a substring of the PC/SC reader name'

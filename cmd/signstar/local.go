@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/signstar/signstar/internal/audit"
@@ -90,8 +91,22 @@ func (r *run) keygen(args []string) int {
 }
 
 func (r *run) auditCmd(args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "keygen":
+			return r.auditKeygen(args[1:])
+		case "checkpoint":
+			return r.auditCheckpoint(args[1:])
+		}
+	}
 	if len(args) == 0 || (args[0] != "verify" && args[0] != "rebuild") || len(args) > 2 {
-		return r.fail(exitRefused, "usage: signstar [--config P] "+command.LookupWord("audit verify").Synopsis()+" | "+command.LookupWord("audit rebuild").Synopsis())
+		var usage []string
+		for _, c := range command.Commands {
+			if c.Name == "audit" {
+				usage = append(usage, c.Synopsis())
+			}
+		}
+		return r.fail(exitRefused, "usage: signstar [--config P] "+strings.Join(usage, " | "))
 	}
 	path := ""
 	if len(args) == 2 {
@@ -139,4 +154,80 @@ func verifyLogFile(path string) (int, error) {
 		return 0, fmt.Errorf("%s: %v", path, err)
 	}
 	return n, nil
+}
+
+// auditKeygen is `audit keygen --origin NAME --out FILE`: a new note key
+// for the log's checkpoints, its verifier key on stdout.
+func (r *run) auditKeygen(args []string) int {
+	sp := command.LookupWord("audit keygen")
+	f, pos, err := flags(sp, args)
+	if err == nil && len(pos) > 0 {
+		err = fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	if err == nil && (f["--origin"] == "" || f["--out"] == "") {
+		err = errors.New("--origin and --out are required")
+	}
+	if err != nil {
+		return r.fail(exitRefused, "audit keygen: "+err.Error()+": use "+sp.Synopsis())
+	}
+	skey, vkey, err := audit.NewCheckpointKey(f["--origin"])
+	if err != nil {
+		return r.fail(exitRefused, "audit keygen: "+err.Error())
+	}
+	out := f["--out"]
+	fh, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return r.fail(exitFailed, "audit keygen: cannot create "+out+": "+errors.Unwrap(err).Error()+" (an existing key is never overwritten)")
+	}
+	_, err = fh.WriteString(skey + "\n")
+	if err == nil {
+		err = fh.Sync()
+	}
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(out)
+		return r.fail(exitFailed, "audit keygen: cannot write "+out+": "+err.Error())
+	}
+	return r.output([]byte(vkey + "\n"))
+}
+
+// auditCheckpoint is `audit checkpoint`: the log's signed checkpoint, read
+// and signed locally, not recorded.
+func (r *run) auditCheckpoint(args []string) int {
+	if len(args) > 0 {
+		return r.fail(exitRefused, fmt.Sprintf("audit checkpoint: unexpected argument %q: use %s", args[0], command.LookupWord("audit checkpoint").Synopsis()))
+	}
+	cfg, err := config.Load(r.inv.configPath)
+	if err != nil {
+		return r.fail(exitFailed, err.Error())
+	}
+	if cfg.Audit.CheckpointKey == "" {
+		return r.fail(exitFailed, "audit checkpoint: this log has no checkpoint key: set [audit] origin and checkpoint_key in "+cfg.Path+" (signstar audit keygen makes the key)")
+	}
+	key, err := audit.ReadCheckpointKey(cfg.Audit.CheckpointKey, cfg.Audit.Origin)
+	if err != nil {
+		return r.fail(exitFailed, "audit checkpoint: "+err.Error())
+	}
+	l, err := audit.Open(cfg.Audit.Path)
+	if err != nil {
+		return r.fail(exitFailed, "audit checkpoint: "+err.Error())
+	}
+	defer l.Close()
+	tx, err := l.Lock()
+	if err != nil {
+		return r.fail(exitFailed, "audit checkpoint: "+err.Error())
+	}
+	n := tx.TreeSize()
+	root, err := tx.TreeRoot(n)
+	tx.Unlock()
+	if err != nil {
+		return r.fail(exitFailed, "audit checkpoint: "+err.Error())
+	}
+	cp, err := audit.SignCheckpoint(audit.Checkpoint{Origin: cfg.Audit.Origin, Size: n, Root: root}, key)
+	if err != nil {
+		return r.fail(exitFailed, "audit checkpoint: "+err.Error())
+	}
+	return r.output(cp)
 }

@@ -54,6 +54,10 @@ func (r *run) serve(cfg *config.Config) int {
 		return r.output([]byte("signstar " + Version + "\n"))
 	case command.Pubkey:
 		return r.report(rq.Pubkey(req))
+	case command.Checkpoint:
+		return r.report(rq.Checkpoint(req))
+	case command.Proof:
+		return r.report(rq.Proof(req))
 	}
 	return r.report(rq.Sign(req))
 }

@@ -446,3 +446,30 @@ func (tx *Tx) Commitment() (seq uint64, root tlog.Hash, err error) {
 	root, err = tx.TreeRoot(tx.tree.records)
 	return tx.lastSeq + 1, root, err
 }
+
+// RecordLine is the line of record seq (without its newline), found
+// through the index and held against the tree's leaf.
+func (tx *Tx) RecordLine(seq uint64) ([]byte, error) {
+	if seq == 0 || int64(seq) > tx.tree.records {
+		return nil, fmt.Errorf("audit log %s has no record %d", tx.l.path, seq)
+	}
+	if seq <= tx.tree.header.Base {
+		return nil, fmt.Errorf("record %d is in a log file before %s (rotated away)", seq, tx.l.path)
+	}
+	e, err := tx.Entry(seq)
+	if err != nil {
+		return nil, err
+	}
+	line, err := tx.lineBefore(e.End)
+	if err != nil {
+		return nil, err
+	}
+	h, err := tx.hashes().ReadHashes([]int64{tlog.StoredHashIndex(0, int64(seq-1))})
+	if err != nil {
+		return nil, err
+	}
+	if s, ok := recordSeq(line); !ok || s != seq || h[0] != tlog.RecordHash(line) {
+		return nil, tx.treeErr("does not agree with the log at record %d", seq)
+	}
+	return line, nil
+}

@@ -8,6 +8,7 @@ import (
 	"crypto"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/signstar/signstar/internal/config"
@@ -19,9 +20,11 @@ const MaxLength = 1024
 
 // Commands a client may send.
 const (
-	Sign    = "sign"
-	Pubkey  = "pubkey"
-	Version = "version"
+	Sign       = "sign"
+	Pubkey     = "pubkey"
+	Checkpoint = "checkpoint"
+	Proof      = "proof"
+	Version    = "version"
 )
 
 // Request is a parsed remote command.
@@ -30,6 +33,11 @@ type Request struct {
 	Armor   bool
 	Profile string // "" when the client did not ask for one
 	Expect  *Expect
+	// From is checkpoint's --from N, when HasFrom.
+	From    int64
+	HasFrom bool
+	// Seq is proof's SEQ.
+	Seq uint64
 }
 
 // Expect is the digest the client says it sent.
@@ -55,7 +63,7 @@ func refuse(format string, args ...any) error { return &Error{fmt.Sprintf(format
 // string means sign.
 func ParseRemote(s string) (*Request, error) {
 	if len(s) > MaxLength {
-		return nil, refuse("command is %d bytes, longer than %d: send only \"sign\", \"pubkey\" or \"version\" with their options", len(s), MaxLength)
+		return nil, refuse("command is %d bytes, longer than %d: send only %s with their options", len(s), MaxLength, orList(quoted(RemoteNames())))
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -111,7 +119,15 @@ func ParseWords(words []string, remote bool) (*Request, error) {
 	for i := 0; i < len(args); i++ {
 		opt, val, hasVal := strings.Cut(args[i], "=")
 		if !strings.HasPrefix(opt, "--") {
-			return nil, refuse("unexpected argument %q to %s", clip(args[i]), name)
+			if name != Proof || req.Seq != 0 {
+				return nil, refuse("unexpected argument %q to %s", clip(args[i]), name)
+			}
+			n, ok := decimal(args[i])
+			if !ok || n == 0 {
+				return nil, refuse("proof %q: SEQ is a record's seq, a decimal number from 1", clip(args[i]))
+			}
+			req.Seq = n
+			continue
 		}
 		if seen[opt] {
 			return nil, refuse("option %s given twice", opt)
@@ -145,11 +161,43 @@ func ParseWords(words []string, remote bool) (*Request, error) {
 				return nil, err
 			}
 			req.Expect = e
+		case opt == "--from" && name == Checkpoint:
+			n, ok := decimal(val)
+			if !ok || n > 1<<62 {
+				return nil, refuse("--from %q: N is a tree size, a decimal number", clip(val))
+			}
+			req.From, req.HasFrom = int64(n), true
 		default:
 			return nil, refuse("%s does not take option %s", name, clip(opt))
 		}
 	}
+	if name == Proof && req.Seq == 0 {
+		return nil, refuse("proof needs SEQ, the record's seq: proof 42")
+	}
 	return req, nil
+}
+
+// decimal reads a decimal number without sign or leading zeros.
+func decimal(s string) (uint64, bool) {
+	if s == "" || len(s) > 19 || (len(s) > 1 && s[0] == '0') {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(s[i]-'0')
+	}
+	return n, true
+}
+
+func quoted(words []string) []string {
+	out := make([]string, len(words))
+	for i, w := range words {
+		out[i] = strconv.Quote(w)
+	}
+	return out
 }
 
 // ParseExpect reads "sha256:HEX" or "sha512:HEX".

@@ -123,3 +123,42 @@ func FuzzParseRemote(f *testing.F) {
 		}
 	})
 }
+
+// TestLogCommands: checkpoint and proof parse as strictly as sign.
+func TestLogCommands(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Request
+		err  string
+	}{
+		{in: "checkpoint", want: Request{Name: Checkpoint}},
+		{in: "checkpoint --from 0", want: Request{Name: Checkpoint, HasFrom: true}},
+		{in: "checkpoint --from=17", want: Request{Name: Checkpoint, From: 17, HasFrom: true}},
+		{in: "proof 1", want: Request{Name: Proof, Seq: 1}},
+		{in: "proof 1234567", want: Request{Name: Proof, Seq: 1234567}},
+		{in: "checkpoint --from", err: "option --from needs a value"},
+		{in: "checkpoint --from 017", err: "N is a tree size"},
+		{in: "checkpoint --from -1", err: "N is a tree size"},
+		{in: "checkpoint --from 1 --from 2", err: "given twice"},
+		{in: "checkpoint 5", err: "unexpected argument"},
+		{in: "checkpoint --profile repo", err: "does not take option --profile"},
+		{in: "proof", err: "proof needs SEQ"},
+		{in: "proof 0", err: "a decimal number from 1"},
+		{in: "proof 01", err: "a decimal number from 1"},
+		{in: "proof 1 2", err: "unexpected argument"},
+		{in: "proof 99999999999999999999", err: "a decimal number from 1"},
+		{in: "proof +1", err: "a decimal number from 1"},
+		{in: "proof --from 1 1", err: "does not take option --from"},
+	} {
+		got, err := ParseRemote(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: %+v, %v; want an error with %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || *got != tc.want {
+			t.Errorf("%q: %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/backend/piv"
 	"github.com/signstar/signstar/internal/digest"
 	"github.com/signstar/signstar/internal/policy"
@@ -41,7 +42,9 @@ type Config struct {
 
 // Audit is the [audit] table.
 type Audit struct {
-	Path string `toml:"path"`
+	Path          string `toml:"path"`
+	Origin        string `toml:"origin"`
+	CheckpointKey string `toml:"checkpoint_key"`
 }
 
 // Sandbox is the [sandbox] table.
@@ -213,6 +216,16 @@ func (c *Config) check(loc *locator) error {
 	}
 	if !strings.HasPrefix(c.Audit.Path, "/") {
 		return loc.err("audit", -1, "path", "must be an absolute path")
+	}
+	switch a := &c.Audit; {
+	case a.Origin != "" && !audit.ValidOrigin(a.Origin):
+		return loc.err("audit", -1, "origin", fmt.Sprintf("%q is not an origin: use 1 to 255 printable ASCII characters without spaces or '+', e.g. \"example.org/signstar\"", a.Origin))
+	case a.CheckpointKey != "" && !strings.HasPrefix(a.CheckpointKey, "/"):
+		return loc.err("audit", -1, "checkpoint_key", "must be an absolute path")
+	case a.CheckpointKey != "" && a.Origin == "":
+		return loc.err("audit", -1, "origin", "missing: checkpoint_key needs the origin its checkpoints name (the --origin given to signstar audit keygen)")
+	case a.Origin != "" && a.CheckpointKey == "":
+		return loc.err("audit", -1, "checkpoint_key", "missing: origin needs the key that signs its checkpoints (make one with signstar audit keygen)")
 	}
 	if c.Sandbox.Mode == "" {
 		c.Sandbox.Mode = defaultOf("sandbox", "mode")

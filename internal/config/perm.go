@@ -108,6 +108,11 @@ func (c *Config) checkPaths() error {
 	if err := checkDirs(c.Audit.Path, "the audit log", seen); err != nil {
 		return &Error{File: c.Path, Key: "audit.path", Msg: err.Error()}
 	}
+	if k := c.Audit.CheckpointKey; k != "" {
+		if err := checkDirs(k, k, seen); err != nil {
+			return &Error{File: c.Path, Key: "audit.checkpoint_key", Msg: err.Error()}
+		}
+	}
 	for i := range c.Profiles {
 		p := &c.Profiles[i]
 		for _, f := range []struct{ key, val string }{

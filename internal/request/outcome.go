@@ -32,6 +32,9 @@ const (
 	RefusedKind
 	// RefusedRate: the profile's rate is used up.
 	RefusedRate
+	// RefusedRecord: proof's SEQ or checkpoint's --from is not in the
+	// log, or the record is of a profile the caller may not use.
+	RefusedRecord
 
 	// FailedProfile: the profile cannot sign as configured (its hash does
 	// not suit its key).
@@ -62,6 +65,9 @@ const (
 	// FailedInternal: signstar itself failed (a panic, recovered by the
 	// command line); the reason says what, in one short line.
 	FailedInternal
+	// FailedCheckpoint: the log's checkpoint key is not configured or
+	// cannot be read, or the tree cannot be read for a proof.
+	FailedCheckpoint
 	// FailedLog: the audit log cannot be locked or appended to, so the
 	// request cannot be audited; nothing is signed or released.
 	FailedLog
@@ -114,6 +120,7 @@ var Table = [numOutcomes]Row{
 	RefusedDigest:   {audit.Refused, ExitRefused, Refusal},
 	RefusedKind:     {audit.Refused, ExitRefused, Refusal},
 	RefusedRate:     {audit.Refused, ExitRefused, Refusal},
+	RefusedRecord:   {audit.Refused, ExitRefused, Refusal},
 
 	FailedProfile:     {audit.Failed, ExitFailed, Failure},
 	FailedBackend:     {audit.Failed, ExitFailed, Failure},
@@ -127,14 +134,15 @@ var Table = [numOutcomes]Row{
 	FailedCertificate: {audit.Failed, ExitFailed, Failure},
 	FailedOutput:      {audit.Failed, ExitFailed, Failure},
 	FailedInternal:    {audit.Failed, ExitFailed, Failure},
+	FailedCheckpoint:  {audit.Failed, ExitFailed, Failure},
 	FailedLog:         {"", ExitFailed, Unaudited},
 }
 
 var outcomeNames = [numOutcomes]string{
 	"Signed", "Served",
-	"RefusedCommand", "RefusedTerminal", "RefusedProfile", "RefusedTooLarge", "RefusedDigest", "RefusedKind", "RefusedRate",
+	"RefusedCommand", "RefusedTerminal", "RefusedProfile", "RefusedTooLarge", "RefusedDigest", "RefusedKind", "RefusedRate", "RefusedRecord",
 	"FailedProfile", "FailedBackend", "FailedSandbox", "FailedUpload", "FailedInterrupted", "FailedIdle", "FailedClientGone",
-	"FailedRateLog", "FailedSign", "FailedCertificate", "FailedOutput", "FailedInternal", "FailedLog",
+	"FailedRateLog", "FailedSign", "FailedCertificate", "FailedOutput", "FailedInternal", "FailedCheckpoint", "FailedLog",
 }
 
 func (o Outcome) String() string {

@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/backend"
 	"github.com/signstar/signstar/internal/command"
@@ -41,6 +44,7 @@ type fixture struct {
 	rq      *Request
 	stdout  *bytes.Buffer
 	logPath string
+	toml    string
 }
 
 // profileTOML is the [[profile]] body for name; extra lines are appended.
@@ -68,7 +72,7 @@ func newFixture(t *testing.T, keyName string, extra ...string) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { log.Close() })
-	f := &fixture{t: t, dir: dir, stdout: &bytes.Buffer{}, logPath: logPath}
+	f := &fixture{t: t, dir: dir, stdout: &bytes.Buffer{}, logPath: logPath, toml: toml}
 	f.rq = &Request{
 		Config:  cfg,
 		Log:     log,
@@ -522,5 +526,125 @@ func TestSignatureCommitsToLog(t *testing.T) {
 	}
 	if signed != 2 {
 		t.Fatalf("%d signed records", signed)
+	}
+}
+
+// withLogKey gives the fixture's log an origin and a checkpoint key, and
+// returns the verifier key.
+func (f *fixture) withLogKey() note.Verifier {
+	f.t.Helper()
+	skey, vkey, err := audit.NewCheckpointKey("example.org/signstar")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	kp := filepath.Join(f.dir, "log.key")
+	if err := os.WriteFile(kp, []byte(skey+"\n"), 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+	toml := strings.Replace(f.toml, "[audit]\n", fmt.Sprintf("[audit]\norigin = \"example.org/signstar\"\ncheckpoint_key = %q\n", kp), 1)
+	cfg, err := config.Parse(filepath.Join(f.dir, "config.toml"), []byte(toml))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.rq.Config = cfg
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return v
+}
+
+// TestCheckpointAndProof: checkpoint is the log's signed tree head, with
+// --from the consistency proof from an older one; proof is the record's
+// inclusion in it; neither is recorded when served.
+func TestCheckpointAndProof(t *testing.T) {
+	f := newFixture(t, "ed25519")
+	v := f.withLogKey()
+	for i := 0; i < 5; i++ {
+		f.input([]byte(fmt.Sprintf("artifact %d", i)))
+		f.stdout.Reset()
+		f.check(f.rq.Sign(sign()), Signed, "")
+	}
+	f.stdout.Reset()
+	res := f.rq.Checkpoint(&command.Request{Name: command.Checkpoint, From: 2, HasFrom: true})
+	if res.Outcome != Served || res.Exit != 0 {
+		t.Fatalf("checkpoint: %+v", res)
+	}
+	c, err := audit.ParseConsistency(res.Output)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := audit.OpenCheckpoint(c.Checkpoint, v)
+	if err != nil || cp.Size != 5 || c.Old != 2 {
+		t.Fatalf("checkpoint %+v, %v", cp, err)
+	}
+	lines := bytes.Split(bytes.TrimSuffix(mustReadFile(t, f.logPath), []byte("\n")), []byte("\n"))
+	fr := audit.NewFrontier()
+	var root2 tlog.Hash
+	for i, l := range lines {
+		if i == 2 {
+			root2, _ = fr.Root()
+		}
+		fr.Add(l)
+	}
+	if root, _ := fr.Root(); root != cp.Root {
+		t.Fatalf("checkpoint root %x, the log's %x", cp.Root, root)
+	}
+	if err := tlog.CheckTree(c.Proof, 5, cp.Root, 2, root2); err != nil {
+		t.Fatalf("consistency proof: %v", err)
+	}
+
+	res = f.rq.Proof(&command.Request{Name: command.Proof, Seq: 3})
+	if res.Outcome != Served {
+		t.Fatalf("proof: %+v", res)
+	}
+	p, err := audit.ParseProof(res.Output)
+	if err != nil || p.Index != 2 || !bytes.Equal(p.Record, lines[2]) {
+		t.Fatalf("proof %+v, %v", p, err)
+	}
+	if _, err := audit.OpenCheckpoint(p.Checkpoint, v); err != nil {
+		t.Fatal(err)
+	}
+	if err := tlog.CheckRecord(p.Hashes, 5, cp.Root, 2, tlog.RecordHash(lines[2])); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.records()); n != 5 {
+		t.Fatalf("%d records after the reads, want 5", n)
+	}
+	if f.stdout.Len() != 0 {
+		t.Fatal("the reads wrote to stdout themselves")
+	}
+}
+
+func mustReadFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func init() {
+	rowTests[RefusedRecord] = func(t *testing.T) {
+		f := newFixture(t, "ed25519")
+		f.withLogKey()
+		f.check(f.rq.Sign(sign()), Signed, "")
+		f.stdout.Reset()
+		f.check(f.rq.Proof(&command.Request{Name: command.Proof, Seq: 2}), RefusedRecord, "the log has no record 2: it holds 1")
+		f.check(f.rq.Checkpoint(&command.Request{Name: command.Checkpoint, From: 9, HasFrom: true}), RefusedRecord, "--from 9 is past the log's size 2")
+		// A record of another profile than the caller's.
+		f.rq.Caller.User = "mallory"
+		toml := strings.Replace(f.toml, "[[profile]]", "[[profile]]\nname = \"other\"\nbackend = \"keyfile\"\nkey = \"/nonexistent\"\nusers = [\"mallory\"]\n\n[[profile]]", 1)
+		f.toml = toml
+		f.withLogKey()
+		f.check(f.rq.Proof(&command.Request{Name: command.Proof, Seq: 1}), RefusedRecord, "record 1 is not of a profile available to user mallory")
+	}
+	rowTests[FailedCheckpoint] = func(t *testing.T) {
+		f := newFixture(t, "ed25519")
+		f.check(f.rq.Checkpoint(&command.Request{Name: command.Checkpoint}), FailedCheckpoint, "this log has no checkpoint key: set [audit] origin and checkpoint_key")
+		f.withLogKey()
+		os.Chmod(filepath.Join(f.dir, "log.key"), 0o640)
+		f.check(f.rq.Proof(&command.Request{Name: command.Proof, Seq: 1}), FailedCheckpoint, "log.key has mode 0640, open to group or others")
 	}
 }
