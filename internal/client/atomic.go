@@ -16,7 +16,8 @@ type Staged struct {
 	dirs         map[string]bool
 }
 
-// Add writes data to a temporary file for final, synced to disk.
+// Add writes data to a temporary file for final; Commit syncs it to disk
+// before any rename.
 func (s *Staged) Add(final string, data []byte, mode os.FileMode) error {
 	dir, base := filepath.Split(final)
 	if dir == "" {
@@ -30,9 +31,6 @@ func (s *Staged) Add(final string, data []byte, mode os.FileMode) error {
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -50,10 +48,15 @@ func (s *Staged) Add(final string, data []byte, mode os.FileMode) error {
 	return nil
 }
 
-// Commit renames every temporary file to its final name. If a rename
-// fails, the files already renamed and the temporaries left are removed,
-// so that no file of the set stays.
+// Commit syncs the temporary files to disk, then renames each to its
+// final name, then syncs the directories. If anything fails, the files
+// already renamed and the temporaries left are removed, so that no file of
+// the set stays.
 func (s *Staged) Commit() error {
+	if err := syncFiles(s.tmps, s.dirs); err != nil {
+		s.Abort()
+		return err
+	}
 	for i := range s.tmps {
 		if err := os.Rename(s.tmps[i], s.finals[i]); err != nil {
 			for j := 0; j < i; j++ {

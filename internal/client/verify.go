@@ -49,16 +49,13 @@ func VerifyFile(p *Pinned, path string, sig []byte) (*packet.Signature, error) {
 // Verify is VerifyFile over data from r; name is what messages call it.
 func Verify(p *Pinned, r io.Reader, name string, sig []byte) (*packet.Signature, error) {
 	bin := sig
-	if bytes.HasPrefix(bytes.TrimLeft(sig, " \t\r\n"), []byte("-----BEGIN PGP SIGNATURE-----")) {
+	if isArmored(sig) {
 		if len(sig) > maxArmoredSignature {
 			return nil, untrusted("the signature of %s is %d bytes: more than a signature takes", name, len(sig))
 		}
-		block, err := armor.Decode(bytes.NewReader(sig))
-		if err != nil || block.Type != openpgp.SignatureType {
-			return nil, untrusted("the signature of %s is not an armored signature", name)
-		}
-		if bin, err = io.ReadAll(io.LimitReader(block.Body, MaxSignature+1)); err != nil {
-			return nil, untrusted("the signature of %s: bad armor: %v", name, err)
+		var err error
+		if bin, err = dearmorSignature(sig); err != nil {
+			return nil, untrusted("the signature of %s: %v", name, err)
 		}
 	}
 	if len(bin) > MaxSignature {
@@ -104,4 +101,21 @@ func parseOne(b []byte) (*packet.Signature, error) {
 		return nil, errors.New("more than one packet: a detached signature is one")
 	}
 	return s, nil
+}
+
+func isArmored(sig []byte) bool {
+	return bytes.HasPrefix(bytes.TrimLeft(sig, " \t\r\n"), []byte("-----BEGIN PGP SIGNATURE-----"))
+}
+
+// dearmorSignature is the binary packet of an armored signature.
+func dearmorSignature(sig []byte) ([]byte, error) {
+	block, err := armor.Decode(bytes.NewReader(sig))
+	if err != nil || block.Type != openpgp.SignatureType {
+		return nil, errors.New("not an armored signature")
+	}
+	bin, err := io.ReadAll(io.LimitReader(block.Body, MaxSignature+1))
+	if err != nil {
+		return nil, fmt.Errorf("bad armor: %v", err)
+	}
+	return bin, nil
 }
