@@ -144,11 +144,12 @@ func TestScripts(t *testing.T) {
 			return os.MkdirAll(filepath.Join(env.WorkDir, "home"), 0o755)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"subst":     cmdSubst,
-			"verifysig": cmdVerifySig,
-			"nofiles":   cmdNoFiles,
-			"flipbyte":  cmdFlipByte,
-			"exits":     cmdExits,
+			"subst":      cmdSubst,
+			"verifysig":  cmdVerifySig,
+			"nofiles":    cmdNoFiles,
+			"flipbyte":   cmdFlipByte,
+			"exits":      cmdExits,
+			"setenvfile": cmdSetenvFile,
 		},
 	})
 }
@@ -243,4 +244,13 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
 	}
+}
+
+// setenvfile VAR FILE: set VAR to FILE's content without its trailing
+// newline (FILE may be stdout).
+func cmdSetenvFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: setenvfile VAR FILE")
+	}
+	ts.Setenv(args[0], strings.TrimRight(ts.ReadFile(args[1]), "\n"))
 }

@@ -40,7 +40,8 @@ func (r *run) signer(host string) (*client.Signer, int) {
 	if err != nil {
 		return nil, r.fail(err)
 	}
-	return &client.Signer{Config: cfg, Remote: client.NewRemote(cfg, nil), Pinned: pinned}, exitOK
+	remote := client.NewRemote(cfg, nil)
+	return &client.Signer{Config: cfg, Remote: remote, Pinned: pinned, Witness: client.NewWitness(cfg, remote)}, exitOK
 }
 
 // pin: signstar-client pin [--host [USER@]HOST]

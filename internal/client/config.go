@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // ConfigName is the configuration's path below the user's configuration
@@ -46,9 +47,17 @@ type Config struct {
 	SSH string `toml:"ssh"`
 	// SSHOptions go to ssh before the destination.
 	SSHOptions []string `toml:"ssh_options"`
+	// LogKey is the verifier key of the enclave's checkpoints.
+	LogKey string `toml:"log_key"`
+	// Witness is false to sign without witnessing the log.
+	Witness *bool `toml:"witness"`
+	// Proofs asks for each signature's proof file next to it.
+	Proofs bool `toml:"proofs"`
 
 	// Path is the file the configuration was read from.
 	Path string `toml:"-"`
+	// Verifier is LogKey, parsed; nil when the witness is off.
+	Verifier note.Verifier `toml:"-"`
 }
 
 // ConfigError is a configuration error: the file, the line when one is
@@ -106,7 +115,7 @@ func Load(path string, env Env) (*Config, error) {
 	if err != nil {
 		msg := "cannot read the configuration: " + pathErr(err)
 		if errors.Is(err, os.ErrNotExist) {
-			msg = "no configuration: write one (signstar-client(1) lists its keys: host at least), or name it with --config"
+			msg = "no configuration: write one (signstar-client(1) lists its keys: host, and log_key or witness = false, at least), or name it with --config"
 		}
 		return nil, &ConfigError{File: path, Msg: msg}
 	}
@@ -200,6 +209,21 @@ func Parse(path string, data []byte, env Env) (*Config, error) {
 		if o == "" || strings.ContainsAny(o, "\x00\n") {
 			return nil, bad("ssh_options", fmt.Sprintf("option %d is empty or holds a NUL or newline", i+1))
 		}
+	}
+	witness := c.Witness == nil || *c.Witness
+	switch {
+	case witness && c.LogKey == "":
+		return nil, bad("log_key", "missing: give the enclave log's verifier key (what `signstar audit keygen` printed on the signing host), or witness = false to sign without checking the log")
+	case !witness && c.LogKey != "":
+		return nil, bad("witness", "false, but log_key is set: remove one of them")
+	case !witness && c.Proofs:
+		return nil, bad("proofs", "true needs the witness: remove witness = false, or proofs")
+	case witness:
+		v, err := note.NewVerifier(strings.TrimSpace(c.LogKey))
+		if err != nil {
+			return nil, bad("log_key", fmt.Sprintf("not a note verifier key (NAME+HASH+KEY, as `signstar audit keygen` prints it): %v", err))
+		}
+		c.Verifier = v
 	}
 	return &c, nil
 }

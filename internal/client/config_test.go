@@ -10,7 +10,7 @@ import (
 var testEnv = Env{Home: "/home/u"}
 
 func TestParseDefaults(t *testing.T) {
-	c, err := Parse("/etc/c/client.toml", []byte("host = \"signing-host\"\n"), testEnv)
+	c, err := Parse("/etc/c/client.toml", []byte("host = \"signing-host\"\nwitness = false\n"), testEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +23,7 @@ func TestParseDefaults(t *testing.T) {
 	if got := (Env{Home: "/h", ConfigHome: "rel"}).DefaultPath(); got != "/h/.config/signstar/client.toml" {
 		t.Errorf("DefaultPath with a relative XDG_CONFIG_HOME: %s", got)
 	}
-	c, err = Parse("/etc/c/client.toml", []byte("host = \"h\"\nstate_dir = \"~/st\"\ncertificate = \"pin.asc\"\nssh = \"bin/ssh\"\n"), testEnv)
+	c, err = Parse("/etc/c/client.toml", []byte("host = \"h\"\nwitness = false\nstate_dir = \"~/st\"\ncertificate = \"pin.asc\"\nssh = \"bin/ssh\"\n"), testEnv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,12 @@ var Keys = []Key{
 		Desc: "The OpenSSH client to start, looked up in PATH unless it holds a '/'."},
 	{Name: "ssh_options", Type: "array of strings", Example: `["-o", "ControlMaster=auto"]`,
 		Desc: "Arguments for ssh, placed before the destination; ssh's configuration, agent and known_hosts are used as they are."},
+	{Name: "log_key", Type: "string", Example: `"example.org/signstar+1c8a4d5e+AbC...="`,
+		Desc: "The verifier key of the enclave's transparency log, as signstar audit keygen printed it on the signing host. The client witnesses the log: it keeps the last checkpoint it verified (STATE_DIR/checkpoint), and on every sign checks that the enclave's newest checkpoint extends it (checkpoint --from N), that every signature's record is new and in it, and that the first signature's tree root is the log's; a rollback or fork stops it and no signature is written. Required unless witness = false."},
+	{Name: "witness", Type: "boolean", Default: "true",
+		Desc: "false signs without witnessing the log, for an enclave without a checkpoint key; log_key must then be absent."},
+	{Name: "proofs", Type: "boolean", Default: "false",
+		Desc: "Also fetch each record's proof file (proof SEQ: the record, its inclusion proof and the checkpoint), check that it holds this very signature and that its tree root is the notation's, and write it next to the signature as FILE.sig.proof. One more ssh session per file."},
 }
 
 func keyNameList() []string {

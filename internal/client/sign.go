@@ -32,6 +32,8 @@ type Result struct {
 	*Item
 	Sig    []byte
 	Packet *packet.Signature
+	// Proof is the record's proof file, when asked for.
+	Proof []byte
 }
 
 // Request is a batch to sign.
@@ -50,6 +52,8 @@ type Signer struct {
 	Config *Config
 	Remote *Remote
 	Pinned *Pinned
+	// Witness checks the log around each batch; nil when off.
+	Witness *Witness
 }
 
 // measure stats each file, and hashes what the session will send: the
@@ -118,6 +122,12 @@ func (s *Signer) Sign(ctx context.Context, req *Request) ([]*Result, error) {
 	if req.Writer != nil && len(items) != 1 {
 		return nil, errors.New("a signature to stdout is for one file")
 	}
+	var witnessed *Witnessed
+	if s.Witness != nil {
+		if witnessed, err = s.Witness.Load(); err != nil {
+			return nil, err
+		}
+	}
 	sigs, err := s.session(ctx, items, digest, req.Armor)
 	if err != nil {
 		return nil, err
@@ -130,13 +140,22 @@ func (s *Signer) Sign(ctx context.Context, req *Request) ([]*Result, error) {
 		}
 		results[i] = &Result{Item: it, Sig: sigs[i], Packet: pkt}
 	}
+	if s.Witness != nil {
+		if err := s.Witness.Check(ctx, witnessed, results); err != nil {
+			return nil, err
+		}
+	}
 	if req.Writer != nil {
 		_, err := req.Writer.Write(results[0].Sig)
 		return results, err
 	}
 	var st Staged
 	for _, r := range results {
-		if err := st.Add(r.Out, r.Sig, 0o644); err != nil {
+		err := st.Add(r.Out, r.Sig, 0o644)
+		if err == nil && r.Proof != nil {
+			err = st.Add(r.Out+ProofSuffix, r.Proof, 0o644)
+		}
+		if err != nil {
 			st.Abort()
 			return nil, fmt.Errorf("writing %s: %v (no signature written)", r.Out, pathErr(err))
 		}
@@ -147,6 +166,11 @@ func (s *Signer) Sign(ctx context.Context, req *Request) ([]*Result, error) {
 	}
 	if err := st.Commit(); err != nil {
 		return nil, fmt.Errorf("writing the signatures: %v (none was kept)", pathErr(err))
+	}
+	if s.Witness != nil {
+		if err := s.Witness.Commit(); err != nil {
+			return results, err
+		}
 	}
 	return results, nil
 }

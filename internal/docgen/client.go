@@ -84,7 +84,7 @@ Failed: ssh, the enclave, a file or the configuration; in gpg mode, a bad signat
 .It 2
 Refused: usage, an unsupported gpg option, no pinned certificate, or the enclave refused.
 .It 3
-Not trusted: a signature that does not verify with the pinned certificate, or a certificate that is not the pinned one.
+Not trusted: a signature that does not verify with the pinned certificate, a certificate that is not the pinned one, or a log that was rolled back or forked since the last checkpoint witnessed.
 .El
 .Pp
 Messages go to standard error, one line each, beginning

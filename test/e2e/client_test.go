@@ -30,9 +30,34 @@ type clientEnv struct {
 	e                         *enclave
 }
 
+// logEnclave gives the enclave a transparency log key (audit keygen) and
+// the [audit] origin and checkpoint_key that serve checkpoint and proof,
+// and returns its verifier key.
+func logEnclave(t *testing.T, e *enclave) string {
+	t.Helper()
+	key := filepath.Join(filepath.Dir(e.config), "log.key")
+	out, err := exec.Command(e.bin, "audit", "keygen", "--origin", "example.org/signstar", "--out", key).Output()
+	if err != nil {
+		t.Fatalf("audit keygen: %v", err)
+	}
+	if out, err := exec.Command("chown", e.User, key).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v: %s", err, out)
+	}
+	os.Chmod(key, 0o400)
+	cfg, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.Replace(cfg, []byte("[audit]\n"), []byte(fmt.Sprintf("[audit]\norigin = \"example.org/signstar\"\ncheckpoint_key = %q\n", key)), 1)
+	if err := os.WriteFile(e.config, cfg, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // newClientEnv writes the configuration for owner ("" for root; else a
 // user such as nobody, who gets copies of the key and known_hosts).
-func newClientEnv(t *testing.T, e *enclave, owner string, extraOptions ...string) *clientEnv {
+func newClientEnv(t *testing.T, e *enclave, owner, witness string, extraOptions ...string) *clientEnv {
 	t.Helper()
 	home, err := os.MkdirTemp("", "signstar-client-home-")
 	if err != nil {
@@ -68,7 +93,7 @@ func newClientEnv(t *testing.T, e *enclave, owner string, extraOptions ...string
 	for _, o := range opts {
 		quoted = append(quoted, strconv.Quote(o))
 	}
-	cfg := fmt.Sprintf("host = %q\nuser = %q\nprofile = \"repo\"\nssh_options = [%s]\n", e.Host, e.User, strings.Join(quoted, ", "))
+	cfg := fmt.Sprintf("host = %q\nuser = %q\nprofile = \"repo\"\nssh_options = [%s]\n%s\n", e.Host, e.User, strings.Join(quoted, ", "), witness)
 	if err := os.MkdirAll(filepath.Dir(c.config), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +181,9 @@ func TestClient(t *testing.T) {
 	testenv.NeedTool(t, "makepkg", "makepkg")
 	testenv.NeedTool(t, "setpriv", "util-linux")
 	e := newEnclave(t, enclaveOptions{deployment: sshtest.ForceCommand})
-	root := newClientEnv(t, e, "")
+	verifier := logEnclave(t, e)
+	witness := fmt.Sprintf("log_key = %q", verifier)
+	root := newClientEnv(t, e, "", witness+"\nproofs = true")
 	work := t.TempDir()
 	pub, err := os.ReadFile(e.pub)
 	if err != nil {
@@ -183,6 +210,9 @@ func TestClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.verifySig(t, data, sig)
+		if proof, err := os.ReadFile(p + ".sig.proof"); err != nil || !bytes.HasPrefix(proof, []byte("c2sp.org/tlog-proof@v1\n")) {
+			t.Errorf("proofs = true wrote no proof file: %v", err)
+		}
 		if rec := e.last(t); rec.Digest != sha256Digest(data) || !strings.Contains(rec.Command, "--expect "+sha256Digest(data)) {
 			t.Errorf("record %+v", rec)
 		}
@@ -197,7 +227,7 @@ func TestClient(t *testing.T) {
 		kh, _ := os.ReadFile(filepath.Join(e.Dir, "client", "known_hosts"))
 		khProxy := filepath.Join(dir, "known_hosts.proxy")
 		os.WriteFile(khProxy, bytes.Replace(kh, []byte("]:"+strconv.Itoa(e.Port)+" "), []byte("]:"+strconv.Itoa(proxy.port)+" "), 1), 0o600)
-		c := newClientEnv(t, e, "", "-o", "Port="+strconv.Itoa(proxy.port), "-o", "UserKnownHostsFile="+khProxy)
+		c := newClientEnv(t, e, "", witness, "-o", "Port="+strconv.Itoa(proxy.port), "-o", "UserKnownHostsFile="+khProxy)
 		os.MkdirAll(filepath.Dir(filepath.Join(c.home, ".local/state/signstar/certificate.asc")), 0o700)
 		os.WriteFile(filepath.Join(c.home, ".local/state/signstar/certificate.asc"), pub, 0o644)
 		code, _, errs := c.run(t, dir, "signstar-client", "sign", big)
@@ -239,7 +269,7 @@ func TestClient(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(build) })
 	os.Chmod(build, 0o755)
-	nobody := newClientEnv(t, e, "nobody:nogroup")
+	nobody := newClientEnv(t, e, "nobody:nogroup", witness)
 	nobodyState := filepath.Join(nobody.home, ".local", "state", "signstar")
 	os.MkdirAll(nobodyState, 0o700)
 	os.WriteFile(filepath.Join(nobodyState, "certificate.asc"), pub, 0o644)
@@ -302,6 +332,52 @@ package() {
 	env := pacmantest.Install(t, pacmantest.Options{Certs: [][]byte{pub}, Name: "clienthello", PkgFile: pkgFile,
 		Pkg: pkg, PkgSig: pkgSig, DB: db, DBSig: dbSig})
 	t.Logf("pacman: %s", strings.Join(env.Info, "; "))
+
+	// The enclave serves an older log (root cut it back): the witness
+	// refuses; then that older log grown anew (a fork): refused too.
+	t.Run("log rolled back, then forked", func(t *testing.T) {
+		dir := filepath.Join(work, "fork")
+		os.Mkdir(dir, 0o755)
+		p := filepath.Join(dir, "x.db")
+		os.WriteFile(p, []byte("after the rollback"), 0o644)
+		sides := []string{e.log, e.log + ".idx", e.log + ".tree"}
+		saved := map[string][]byte{}
+		for _, f := range sides {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			saved[f] = b
+		}
+		root.ok(t, dir, "signstar-client", "sign", p)
+		root.ok(t, dir, "signstar-client", "sign", p)
+		os.Remove(p + ".sig")
+		os.Remove(p + ".sig.proof")
+		for _, f := range sides {
+			exec.Command("chattr", "-a", f).Run()
+			if err := os.WriteFile(f, saved[f], 0o660); err != nil {
+				t.Fatal(err)
+			}
+			if e.appendOnly {
+				exec.Command("chattr", "+a", f).Run()
+			}
+		}
+		code, _, errs := root.run(t, dir, "signstar-client", "sign", p)
+		if code != 3 || !strings.Contains(errs, "the log was rolled back or replaced") {
+			t.Errorf("rolled back log: exit %d, stderr %q; want 3 and a rollback", code, errs)
+		}
+		noSignatures(t, dir)
+		for i := 0; i < 3; i++ {
+			if r := e.ssh(t, "client", []byte("another history"), nil, "sign"); r.ExitCode != 0 {
+				t.Fatalf("sign: %d %s", r.ExitCode, r.Stderr)
+			}
+		}
+		code, _, errs = root.run(t, dir, "gpg", "--detach-sign", "--use-agent", "--no-armor", p)
+		if code != 3 || !strings.Contains(errs, "the log forked") {
+			t.Errorf("forked log: exit %d, stderr %q; want 3 and a fork", code, errs)
+		}
+		noSignatures(t, dir)
+	})
 }
 
 // killProxy forwards one TCP connection to sshd and cuts it, both ways,
