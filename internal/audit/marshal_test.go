@@ -26,7 +26,7 @@ var awkward = []string{
 func TestMarshalMatchesJSON(t *testing.T) {
 	for i, s := range awkward {
 		r := &Record{Seq: uint64(i) + 1, Time: s, User: s, SSHKey: s, Client: s, Command: s, Profile: s,
-			Outcome: s, Reason: s, Size: int64(i) - 3, Digest: s, Kind: s, Key: s, Signature: s, Sandbox: s, Prev: s}
+			Outcome: s, Reason: s, Name: s, Size: int64(i) - 3, Digest: s, Kind: s, Key: s, Signature: s, Sandbox: s, Prev: s}
 		got, _ := r.Marshal()
 		if want := stdMarshal(t, r); !bytes.Equal(got, want) {
 			t.Errorf("%q:\n got %s\nwant %s", s, got, want)
@@ -34,6 +34,25 @@ func TestMarshalMatchesJSON(t *testing.T) {
 		if seq, ok := recordSeq(got); !ok || seq != r.Seq {
 			t.Errorf("%q: recordSeq = %d, %v; want %d", s, seq, ok, r.Seq)
 		}
+	}
+}
+
+// A record without a name (a single artifact) has no name field, as
+// before the field existed, so old logs stay canonical; one with a name
+// has it after reason.
+func TestMarshalName(t *testing.T) {
+	r := &Record{Seq: 1, Outcome: Signed}
+	got, _ := r.Marshal()
+	if bytes.Contains(got, []byte(`"name"`)) {
+		t.Errorf("a record without a name: %s", got)
+	}
+	r.Name = "core.db"
+	got, _ = r.Marshal()
+	if !bytes.Contains(got, []byte(`"reason":"","name":"core.db","size":0`)) {
+		t.Errorf("a record with a name: %s", got)
+	}
+	if want := stdMarshal(t, r); !bytes.Equal(got, want) {
+		t.Errorf("got %s\nwant %s", got, want)
 	}
 }
 

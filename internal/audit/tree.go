@@ -292,7 +292,11 @@ func (tx *Tx) appendTree(line []byte) error {
 	return tx.writeTree(hs)
 }
 
-func (tx *Tx) writeTree(hs []tlog.Hash) error {
+func (tx *Tx) writeTree(hs []tlog.Hash) error { return tx.writeTreeHashes(hs, 1) }
+
+// writeTreeHashes appends the stored hashes hs of the next records
+// records.
+func (tx *Tx) writeTreeHashes(hs []tlog.Hash, records int64) error {
 	b := make([]byte, 0, len(hs)*tlog.HashSize)
 	for _, h := range hs {
 		b = append(b, h[:]...)
@@ -304,7 +308,7 @@ func (tx *Tx) writeTree(hs []tlog.Hash) error {
 	if err != nil {
 		return fmt.Errorf("cannot write audit tree %s: %v", tx.l.treePath, unwrapPath(err))
 	}
-	tx.tree.records++
+	tx.tree.records += records
 	tx.tree.stored += int64(len(hs))
 	return nil
 }
