@@ -23,12 +23,21 @@ type RateError struct {
 	Profile    string
 	Rate       string    // as configured, e.g. "1/30d"
 	Count      int       // signed records in the window
-	LastSigned time.Time // newest of them
+	LastSigned time.Time // newest of them; zero when there is none
 	Next       time.Time // when the oldest of them leaves the window
+	// Asked is how many signatures the request needs (the members of a
+	// `sign --tar` archive), Room how many fit.
+	Asked, Room int
 }
 
 func (e *RateError) Error() string {
-	return fmt.Sprintf("rate %s reached (last signed %s)", e.Rate, e.LastSigned.UTC().Format(time.RFC3339))
+	if e.Asked <= 1 {
+		return fmt.Sprintf("rate %s reached (last signed %s)", e.Rate, e.LastSigned.UTC().Format(time.RFC3339))
+	}
+	if e.Count == 0 {
+		return fmt.Sprintf("rate %s is fewer than the %d signatures the archive asks for", e.Rate, e.Asked)
+	}
+	return fmt.Sprintf("rate %s leaves room for %d of the %d signatures the archive asks for (last signed %s)", e.Rate, e.Room, e.Asked, e.LastSigned.UTC().Format(time.RFC3339))
 }
 
 // CheckRate counts the profile's signed records newer than now minus the
@@ -47,6 +56,12 @@ func (e *RateError) Error() string {
 // what stops two concurrent requests from both taking the last slot. A nil
 // rate allows everything.
 func CheckRate(tx *audit.Tx, profile string, rate *Rate, now time.Time) error {
+	return CheckRateN(tx, profile, rate, now, 1)
+}
+
+// CheckRateN is CheckRate for a request of n signatures (the members of an
+// archive): nil only when all n fit, and the *RateError says how many do.
+func CheckRateN(tx *audit.Tx, profile string, rate *Rate, now time.Time, n int) error {
 	if rate == nil {
 		return nil
 	}
@@ -86,19 +101,20 @@ func CheckRate(tx *audit.Tx, profile string, rate *Rate, now time.Time) error {
 			seq = e.PrevSignedSame
 		}
 	}
-	if len(times) < rate.N {
+	if len(times)+n <= rate.N {
 		return nil
 	}
 	slices.Sort(times)
-	return &RateError{
-		Profile:    profile,
-		Rate:       rate.Text,
-		Count:      len(times),
-		LastSigned: time.UnixMicro(times[len(times)-1]).UTC(),
+	e := &RateError{Profile: profile, Rate: rate.Text, Count: len(times), Asked: n, Room: max(rate.N-len(times), 0)}
+	if len(times) > 0 {
+		e.LastSigned = time.UnixMicro(times[len(times)-1]).UTC()
+	}
+	if len(times) >= rate.N {
 		// One slot frees when the record that leaves the window brings the
 		// count below N.
-		Next: time.UnixMicro(times[len(times)-rate.N]).Add(rate.Period).UTC(),
+		e.Next = time.UnixMicro(times[len(times)-rate.N]).Add(rate.Period).UTC()
 	}
+	return e
 }
 
 // Rate is at most N signatures per Period: a profile's rate.

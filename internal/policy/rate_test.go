@@ -409,3 +409,41 @@ func testSignature(t time.Time) (key, digest, sig string, err error) {
 	}
 	return backend.Fingerprint(k.Public), in.DigestString(), base64.StdEncoding.EncodeToString(raw), nil
 }
+
+// TestRateN: an archive of n members needs n slots; the refusal says how
+// many are left.
+func TestRateN(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	rate := mustRate(t, "3/1h")
+	now := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	check := func(n int) error {
+		l, err := audit.Open(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		tx, err := l.Lock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Unlock()
+		return CheckRateN(tx, "repo", rate, now, n)
+	}
+	if err := check(3); err != nil {
+		t.Fatalf("3 of 3 in an empty log: %v", err)
+	}
+	if err := check(4); err == nil || err.Error() != "rate 3/1h is fewer than the 4 signatures the archive asks for" {
+		t.Fatalf("4 of 3: %v", err)
+	}
+	if ok, err := request(log, "repo", rate, now.Add(-time.Minute)); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if err := check(2); err != nil {
+		t.Fatalf("2 after 1: %v", err)
+	}
+	err := check(3)
+	var re *RateError
+	if !errors.As(err, &re) || re.Room != 2 || re.Asked != 3 || err.Error() != "rate 3/1h leaves room for 2 of the 3 signatures the archive asks for (last signed 2026-11-02T09:59:00Z)" {
+		t.Fatalf("3 after 1: %v", err)
+	}
+}
