@@ -165,7 +165,7 @@ _signstar()
 	fi
 	case $cmd in
 	sign)
-		COMPREPLY=($(compgen -W "--armor --profile --expect" -- "$cur"))
+		COMPREPLY=($(compgen -W "--armor --tar --profile --expect" -- "$cur"))
 		;;
 	pubkey)
 		COMPREPLY=($(compgen -W "--profile" -- "$cur"))

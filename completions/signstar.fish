@@ -34,6 +34,7 @@ complete -c signstar -n __fish_use_subcommand -a tpm -d 'makes a non-exportable 
 complete -c signstar -n __fish_use_subcommand -a doctor -d 'checks the deployment'
 complete -c signstar -n __fish_use_subcommand -a help -d 'prints the usage'
 complete -c signstar -n '__fish_seen_subcommand_from sign' -l armor -d 'ASCII-armored signature instead of binary'
+complete -c signstar -n '__fish_seen_subcommand_from sign' -l tar -d 'stdin is a tar'
 complete -c signstar -n '__fish_seen_subcommand_from sign' -l profile -x -a '(__signstar_profiles)' -d 'the profile to use'
 complete -c signstar -n '__fish_seen_subcommand_from sign' -l expect -x -d 'refuse, without a signature, unless the bytes received hash to exactly this'
 complete -c signstar -n '__fish_seen_subcommand_from pubkey' -l profile -x -a '(__signstar_profiles)' -d 'the profile to use'

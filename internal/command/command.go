@@ -29,8 +29,10 @@ const (
 
 // Request is a parsed remote command.
 type Request struct {
-	Name    string
-	Armor   bool
+	Name  string
+	Armor bool
+	// Tar: stdin is a tar of files, stdout a tar of their signatures.
+	Tar     bool
 	Profile string // "" when the client did not ask for one
 	Expect  *Expect
 	// From is checkpoint's --from N, when HasFrom.
@@ -155,6 +157,8 @@ func ParseWords(words []string, remote bool) (*Request, error) {
 			req.Profile = val
 		case opt == "--armor" && name == Sign:
 			req.Armor = true
+		case opt == "--tar" && name == Sign:
+			req.Tar = true
 		case opt == "--expect" && name == Sign:
 			e, err := ParseExpect(val)
 			if err != nil {

@@ -141,10 +141,11 @@ var profileFlag = Flag{Name: "--profile", Value: "NAME", Complete: CompleteProfi
 var Commands = []Spec{
 	{Name: Sign, Remote: true, Config: true, Redirect: "< FILE > FILE.sig",
 		Flags: []Flag{
-			{Name: "--armor", Desc: "ASCII-armored signature instead of binary (repo-add refuses armored package signatures)"},
+			{Name: "--armor", Desc: "ASCII-armored signature instead of binary (repo-add refuses armored package signatures); with --tar, members named MEMBER.asc"},
+			{Name: "--tar", Desc: "stdin is a tar (ustar or pax, as GNU tar and bsdtar write it) of regular files; stdout is a tar of one signature per member, MEMBER.sig, in input order. Each member is checked against the profile and audited on its own; if any is refused or fails, no signature is written"},
 			profileFlag,
 			{Name: "--expect", Value: "ALGO:HEX",
-				Desc: "refuse, without a signature, unless the bytes received hash to exactly this (sha256:HEX or sha512:HEX)"},
+				Desc: "refuse, without a signature, unless the bytes received hash to exactly this (sha256:HEX or sha512:HEX); with --tar, the whole tar stream as sent"},
 		},
 		Desc: "reads the artifact from stdin to its end and writes one detached OpenPGP signature to stdout, after its audit record is on disk. The default command: an empty command string means sign."},
 	{Name: Pubkey, Remote: true, Config: true,

@@ -72,6 +72,7 @@ type Profile struct {
 	MaxSizeText    string   `toml:"max_size"`
 	Kinds          []string `toml:"kinds"`
 	RateText       string   `toml:"rate"`
+	MaxFilesValue  *int     `toml:"max_files"`
 	Users          []string `toml:"users"`
 	SSHKeys        []string `toml:"ssh_keys"`
 	GPGAgent       GPGAgent `toml:"gpg_agent"`
@@ -84,6 +85,8 @@ type Profile struct {
 	MaxSize int64 `toml:"-"`
 	// Rate is the parsed rate; nil means no limit.
 	Rate *policy.Rate `toml:"-"`
+	// MaxFiles is max_files, or its default.
+	MaxFiles int `toml:"-"`
 }
 
 // GPGAgent is [profile.gpg_agent].
@@ -363,6 +366,13 @@ func (p *Profile) check(loc *locator, i int) error {
 			return e("rate", err.Error())
 		}
 		p.Rate = r
+	}
+	p.MaxFiles = DefaultMaxFiles
+	if p.MaxFilesValue != nil {
+		if n := *p.MaxFilesValue; n < 1 || n > MaxMaxFiles {
+			return e("max_files", fmt.Sprintf("%d: use 1 to %d", n, MaxMaxFiles))
+		}
+		p.MaxFiles = *p.MaxFilesValue
 	}
 	if len(p.Users) == 0 {
 		return e("users", "missing: list the Unix users allowed this profile")

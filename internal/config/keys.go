@@ -2,6 +2,7 @@ package config
 
 import (
 	"slices"
+	"strconv"
 
 	"github.com/signstar/signstar/internal/backend/piv"
 	"github.com/signstar/signstar/internal/digest"
@@ -85,6 +86,9 @@ var Keys = []Key{
 	{Table: "profile", Name: "rate", Type: "string", Example: `"100/1h"`,
 		Desc:    "At most N signatures per PERIOD (N/PERIOD, units s, m, h, d: \"1/30d\"), counted from the profile's signed records in the audit log. No limit when absent.",
 		Refused: "zero, and a period longer than ten years"},
+	{Table: "profile", Name: "max_files", Type: "integer", Default: strconv.Itoa(DefaultMaxFiles),
+		Desc:    "The most members one sign --tar archive may hold; one more is refused, and nothing of the archive is signed. signstar holds each member's signature and record until the archive has ended (about 2 KiB each).",
+		Refused: "0 or less, and more than " + strconv.Itoa(MaxMaxFiles)},
 	{Table: "profile", Name: "users", Type: "array of strings", Required: "always", Example: `["signer"]`,
 		Desc:    "The Unix users allowed this profile.",
 		Refused: "an empty list; names that are not valid Unix user names"},
@@ -117,6 +121,14 @@ var Keys = []Key{
 		Desc:    "The key blob tpm setup wrote: the key wrapped by this TPM's storage root key, and the PCR values it is bound to. Mode 0600.",
 		Refused: "a relative path; a blob open to group or others, edited, or made by another TPM"},
 }
+
+// The bounds of max_files: what signstar holds for each member of an
+// archive until its end (a signature, a record) is a few KiB, so the most
+// keeps a session within tens of MiB.
+const (
+	DefaultMaxFiles = 1000
+	MaxMaxFiles     = 10000
+)
 
 // KeyInfo returns the entry of table.name; it panics on a key the table
 // lacks, which a test of this package would catch.

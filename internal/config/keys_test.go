@@ -99,6 +99,7 @@ key_blob = "/etc/signstar/tpm.key"
 		"sandbox.mode":       c.Sandbox.Mode,
 		"profile.hash":       c.Profiles[0].Hash,
 		"profile.kinds":      c.Profiles[0].Kinds,
+		"profile.max_files":  c.Profiles[0].MaxFiles,
 		"profile.piv.slot":   c.Profiles[0].PIV.Slot,
 		"profile.tpm.device": c.Profiles[1].TPM.Device,
 	}

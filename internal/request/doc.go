@@ -11,7 +11,8 @@
 //	          the lock-down: everything from the filesystem or network)
 //	lock down sandbox.Lockdown, keeping the log's and backend's descriptors
 //	receive   the request shape's own step: for `sign`, stdin streamed
-//	          through one hash pass, the kind sniffer and --expect's hash
+//	          through one hash pass, the kind sniffer and --expect's hash;
+//	          for `sign --tar` (tar.go), each member of the archive so
 //	decide    --expect, the profile's kinds, its rate (the log's lock is
 //	          taken here and held to the append)
 //	commit    sign and self-verify, check the client is still there,

@@ -35,6 +35,10 @@ const (
 	// RefusedRecord: proof's SEQ or checkpoint's --from is not in the
 	// log, or the record is of a profile the caller may not use.
 	RefusedRecord
+	// RefusedArchive: a `sign --tar` archive that is not a plain tar of
+	// regular files (a link, a directory, an absolute name, a duplicate,
+	// a truncated archive, trailing data, more than max_files members).
+	RefusedArchive
 
 	// FailedProfile: the profile cannot sign as configured (its hash does
 	// not suit its key).
@@ -121,6 +125,7 @@ var Table = [numOutcomes]Row{
 	RefusedKind:     {audit.Refused, ExitRefused, Refusal},
 	RefusedRate:     {audit.Refused, ExitRefused, Refusal},
 	RefusedRecord:   {audit.Refused, ExitRefused, Refusal},
+	RefusedArchive:  {audit.Refused, ExitRefused, Refusal},
 
 	FailedProfile:     {audit.Failed, ExitFailed, Failure},
 	FailedBackend:     {audit.Failed, ExitFailed, Failure},
@@ -140,7 +145,7 @@ var Table = [numOutcomes]Row{
 
 var outcomeNames = [numOutcomes]string{
 	"Signed", "Served",
-	"RefusedCommand", "RefusedTerminal", "RefusedProfile", "RefusedTooLarge", "RefusedDigest", "RefusedKind", "RefusedRate", "RefusedRecord",
+	"RefusedCommand", "RefusedTerminal", "RefusedProfile", "RefusedTooLarge", "RefusedDigest", "RefusedKind", "RefusedRate", "RefusedRecord", "RefusedArchive",
 	"FailedProfile", "FailedBackend", "FailedSandbox", "FailedUpload", "FailedInterrupted", "FailedIdle", "FailedClientGone",
 	"FailedRateLog", "FailedSign", "FailedCertificate", "FailedOutput", "FailedInternal", "FailedCheckpoint", "FailedLog",
 }
@@ -178,6 +183,9 @@ type Result struct {
 type stop struct {
 	outcome Outcome
 	msg     string
+	// member is the member of a `sign --tar` archive that caused the
+	// stop; nil for one artifact, or the archive as a whole.
+	member *member
 }
 
-func halt(o Outcome, msg string) *stop { return &stop{o, msg} }
+func halt(o Outcome, msg string) *stop { return &stop{outcome: o, msg: msg} }

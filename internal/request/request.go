@@ -88,6 +88,8 @@ type session struct {
 	// signers cannot both take the last slot.
 	tx     *audit.Tx
 	upload *uploadReader
+	// batch is the archive of `sign --tar`, nil for one artifact.
+	batch *batch
 }
 
 func (r *Request) start() *session {
@@ -160,8 +162,11 @@ func (s *session) finish(st *stop) Result {
 	if row.Audit == "" {
 		return res
 	}
-	rec := s.record(st.outcome, msg, "", s.Now())
-	if err := s.appendRefusal(rec); err != nil {
+	recs := []*audit.Record{s.record(st.outcome, msg, "", s.Now())}
+	if s.batch != nil {
+		recs = s.batchRecords(st, msg)
+	}
+	if err := s.appendRefusals(recs); err != nil {
 		res.Exit = ExitFailed
 		res.Message = msg + "; and the audit record could not be written: " + oneLine(err.Error())
 	}
@@ -200,7 +205,8 @@ func (r *Request) Pubkey(c *command.Request) Result {
 	return Result{Outcome: Served, Exit: ExitOK, Output: out}
 }
 
-// Sign is the sign command: one artifact on stdin, one signature on stdout.
+// Sign is the sign command: one artifact on stdin, one signature on
+// stdout; with --tar, a tar of artifacts and a tar of signatures (tar.go).
 func (r *Request) Sign(c *command.Request) Result {
 	s := r.start()
 	defer s.close()
@@ -231,6 +237,9 @@ func (s *session) sign(c *command.Request) *stop {
 	}
 	if st := s.lockdown(); st != nil {
 		return st
+	}
+	if c.Tar {
+		return s.signTar(c)
 	}
 	a, st := s.receiveStdin(c.Expect)
 	if st != nil {

@@ -270,6 +270,11 @@ var rowTests = map[Outcome]func(t *testing.T){
 		f.input([]byte("again"))
 		f.check(f.rq.Sign(sign()), RefusedRate, "rate 1/30d reached (last signed "+clock.Format(time.RFC3339)+")")
 	},
+	RefusedArchive: func(t *testing.T) {
+		f := newFixture(t, "ed25519")
+		f.input(archive(t, file{name: "a", data: []byte("a")}, file{name: "b", typ: '2'}))
+		f.check(f.rq.Sign(sign("--tar")), RefusedArchive, `refused archive: member "b": a symbolic link`)
+	},
 	FailedProfile: func(t *testing.T) {
 		f := newFixture(t, "p384")
 		r := f.check(f.rq.Sign(sign()), FailedProfile, "P-384 key needs a hash of at least 384 bits")

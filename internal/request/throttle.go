@@ -7,13 +7,15 @@ import (
 	"github.com/signstar/signstar/internal/policy"
 )
 
-// appendRefusal appends rec, a refusal or failure, through s.tx when the
+// appendRefusals appends recs, the records of a refusal or failure (one,
+// or those of an archive's members, held back together), through s.tx when the
 // request holds the log's lock (and then may release it), else through a
 // lock of its own. A remote client whose requests keep being refused or
 // failing is slowed down rather than kept out of the log
 // (policy.RefusalWait): the request waits, without the lock, until its turn
 // comes, at most policy.MaxRefusalWait, and its record says so.
-func (s *session) appendRefusal(rec *audit.Record) error {
+func (s *session) appendRefusals(recs []*audit.Record) error {
+	rec := recs[0]
 	deadline := s.Now().Add(policy.MaxRefusalWait)
 	for {
 		if s.tx == nil {
@@ -28,11 +30,14 @@ func (s *session) appendRefusal(rec *audit.Record) error {
 			return err
 		}
 		if wait <= 0 || s.Now().After(deadline) {
-			if why != "" {
-				rec.Reason += " (held back: " + why + ")"
+			t := s.Now().UTC().Format(audit.TimeFormat)
+			for _, r := range recs {
+				if why != "" {
+					r.Reason += " (held back: " + why + ")"
+				}
+				r.Time = t
 			}
-			rec.Time = s.Now().UTC().Format(audit.TimeFormat)
-			err := s.tx.Append(rec)
+			err := s.tx.AppendAll(recs)
 			s.tx.Unlock()
 			s.tx = nil
 			return err

@@ -74,12 +74,17 @@ func (p *Partial) Unwrap() error { return p.Err }
 // reading stops as soon as more than limit bytes have arrived and the error
 // wraps *ErrTooLarge. On error the returned error is a *Partial.
 func Read(r io.Reader, h crypto.Hash, limit int64, observe func([]byte)) (*Input, error) {
+	return ReadBuffer(r, h, limit, observe, make([]byte, BufferSize))
+}
+
+// ReadBuffer is Read through the caller's buffer, for a caller that reads
+// many inputs in turn (the members of an archive).
+func ReadBuffer(r io.Reader, h crypto.Hash, limit int64, observe func([]byte), buf []byte) (*Input, error) {
 	state, err := newHash(h)
 	if err != nil {
 		return nil, err
 	}
 	in := &Input{Hash: h, state: state}
-	buf := make([]byte, BufferSize)
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {

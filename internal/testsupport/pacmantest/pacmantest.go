@@ -118,6 +118,34 @@ func Database(dir, repo, pkgFile string, pkg, pkgSig []byte) ([]byte, error) {
 	return data, nil
 }
 
+// Repo builds pkgs into dir and runs repo-add once over all of them, as a
+// repository is made before anything is signed: it returns the file names
+// and bytes of the packages, REPO.db and REPO.files (repo-add's
+// REPO.db.tar.gz and REPO.files.tar.gz), in that order.
+func Repo(dir, repo string, pkgs []Package) (names []string, data [][]byte, err error) {
+	var paths []string
+	for _, p := range pkgs {
+		b, err := Build(dir, p)
+		if err != nil {
+			return nil, nil, err
+		}
+		names, data = append(names, p.FileName()), append(data, b)
+		paths = append(paths, filepath.Join(dir, p.FileName()))
+	}
+	db := filepath.Join(dir, repo+".db.tar.gz")
+	if _, err := run(nil, "repo-add", append([]string{"-q", db}, paths...)...); err != nil {
+		return nil, nil, err
+	}
+	for _, f := range []string{".db", ".files"} {
+		b, err := os.ReadFile(filepath.Join(dir, repo+f+".tar.gz"))
+		if err != nil {
+			return nil, nil, err
+		}
+		names, data = append(names, repo+f), append(data, b)
+	}
+	return names, data, nil
+}
+
 // dbEntries returns the concatenated desc files of a database, or nil.
 func dbEntries(db string) []byte {
 	out, err := run(nil, "bsdtar", "-xOf", db)
@@ -140,6 +168,12 @@ type Options struct {
 	PkgFile string
 	// The package, the database and their detached binary signatures.
 	Pkg, PkgSig, DB, DBSig []byte
+	// Extra are more files the repository serves (more packages and their
+	// signatures, REPO.files and its signature), and Names more pkgnames
+	// to install with Name, in the same pacman -Sy. When Extra holds
+	// REPO.files, pacman -Fy syncs it too, which checks its signature.
+	Extra map[string][]byte
+	Names []string
 	// Progress, when set, is told each stage in one sentence (the demo
 	// prints them); Output, when set, also gets what pacman -Sy prints.
 	Progress func(string)
@@ -200,6 +234,9 @@ func setup(dir string, o Options) (*Env, error) {
 		o.Repo + ".db.sig":        o.DBSig,
 		o.Repo + ".db.tar.gz.sig": o.DBSig,
 	}
+	for name, data := range o.Extra {
+		files[name] = data
+	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(e.repo, name), data, 0o644); err != nil {
 			return e, err
@@ -241,25 +278,34 @@ func setup(dir string, o Options) (*Env, error) {
 		}
 	}
 
-	e.progress("pacman -Sy %s (database and package signatures checked)", o.Name)
-	if _, err := e.pacman(o.Output, "--noconfirm", "--noprogressbar", "-Sy", o.Name); err != nil {
+	names := append([]string{o.Name}, o.Names...)
+	e.progress("pacman -Sy %s (database and package signatures checked)", strings.Join(names, " "))
+	if _, err := e.pacman(o.Output, append([]string{"--noconfirm", "--noprogressbar", "-Sy"}, names...)...); err != nil {
 		return e, err
 	}
-	// -Qk fails when a file of the package is missing from the root.
-	if _, err := e.pacman(nil, "-Qk", o.Name); err != nil {
-		return e, err
+	if _, ok := o.Extra[o.Repo+".files"]; ok {
+		e.progress("pacman -Fy (the files database's signature checked)")
+		if _, err := e.pacman(o.Output, "--noconfirm", "--noprogressbar", "-Fy"); err != nil {
+			return e, err
+		}
 	}
-	out, err := e.pacman(nil, "-Qi", o.Name)
-	if err != nil {
-		return e, err
-	}
-	by, ok := ValidatedBy(out)
-	if !ok || !containsWord(by, "Signature") {
-		return e, fmt.Errorf("pacman installed %s but did not validate it by signature (Validated By: %q):\n%s", o.Name, by, out)
-	}
-	for _, l := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(l, "Name ") || strings.HasPrefix(l, "Version ") || strings.HasPrefix(l, "Validated By ") {
-			e.Info = append(e.Info, strings.TrimSpace(l))
+	for _, name := range names {
+		// -Qk fails when a file of the package is missing from the root.
+		if _, err := e.pacman(nil, "-Qk", name); err != nil {
+			return e, err
+		}
+		out, err := e.pacman(nil, "-Qi", name)
+		if err != nil {
+			return e, err
+		}
+		by, ok := ValidatedBy(out)
+		if !ok || !containsWord(by, "Signature") {
+			return e, fmt.Errorf("pacman installed %s but did not validate it by signature (Validated By: %q):\n%s", name, by, out)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "Name ") || strings.HasPrefix(l, "Version ") || strings.HasPrefix(l, "Validated By ") {
+				e.Info = append(e.Info, strings.TrimSpace(l))
+			}
 		}
 	}
 	return e, nil
