@@ -83,7 +83,7 @@ func TestBashCompletion(t *testing.T) {
 		{[]string{"signstar", "--config=" + cfg, "sign", "--profile", "i"}, []string{"iso-1"}},
 		{[]string{"signstar", "--config", cfg, "pubkey", "--profile", ""}, []string{"repo", "iso-1"}},
 		{[]string{"signstar", "--config", "/nonexistent.toml", "sign", "--profile", ""}, nil},
-		{[]string{"signstar", "sign", "--"}, []string{"--armor", "--profile", "--expect"}},
+		{[]string{"signstar", "sign", "--"}, []string{"--armor", "--tar", "--profile", "--expect"}},
 		{[]string{"signstar", "audit", ""}, auditSubs()},
 		{[]string{"signstar", "audit", "r"}, []string{"rebuild"}},
 		{[]string{"signstar", "sandbox", ""}, []string{"check"}},
