@@ -37,9 +37,11 @@ bt="$work/benchtool"
 if [ "$quick" = 1 ]; then
 	sizes="1KiB:1024 64MiB:67108864"
 	ssh_size=67108864 ssh_label=64MiB ssh_runs=3
+	tar_members=50 tar_runs=1
 else
 	sizes="1KiB:1024 64MiB:67108864 1GiB:1073741824"
 	ssh_size=268435456 ssh_label=256MiB ssh_runs=11
+	tar_members=200 tar_runs=3
 fi
 runs_for() {
 	case $1 in
@@ -175,11 +177,22 @@ EOF
 	printf '%s\tsignstar (pipe)\t%s\n' "$label" "$kb" >>"$rss"
 done
 
+# sign --tar with 1,000 members (issue 16): signstar holds a signature and a
+# record per member until the archive ends, nothing of their bodies.
+say "peak RSS of sign --tar over 1,000 members of 100 KiB"
+"$bt" targen -members 1000 -size 102400 -out "$work/tar-1000.tar"
+/usr/bin/time -v "$signstar" --config "$work/ed25519.toml" sign --tar <"$work/tar-1000.tar" 2>"$work/time.txt" >"$work/tar-1000.sigs"
+tar_rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$work/time.txt")
+tar_sigs=$(tar -tf "$work/tar-1000.sigs" | wc -l)
+rm -f "$work/tar-1000.tar"
+
 ssh_note=
 if [ "$(id -u)" = 0 ]; then
 	say "ssh: $ssh_label signed through a throwaway sshd vs ssh cat > /dev/null ($ssh_runs runs each)"
 	"$bt" gen -size "$ssh_size" -out "$work/in-ssh"
 	"$bt" ssh -signstar "$signstar" -in "$work/in-ssh" -runs "$ssh_runs" -sandbox "$mode" | tee -a "$results" >&2
+	say "ssh: $tar_members members of 100 KiB: one sign --tar session vs one sign session each, and vs cat > /dev/null ($tar_runs runs each)"
+	"$bt" tarssh -signstar "$signstar" -members "$tar_members" -size 102400 -runs "$tar_runs" -sandbox "$mode" | tee -a "$results" >&2
 else
 	ssh_note="not measured: the ssh part needs root (it starts sshd and manages the signer user)"
 	say "skipping ssh: $ssh_note"
@@ -237,6 +250,8 @@ report="$work/report.md"
 	echo "|---|---|---|"
 	awk -F'\t' '{ printf "| %s | %s | %.1f |\n", $1, $2, $3 / 1024 }' "$rss"
 	echo
+	awk -v kb="$tar_rss" -v n="$tar_sigs" 'BEGIN { printf "**sign --tar, peak RSS** (1,000 members of 100 KiB, %d signatures out, /usr/bin/time -v, local): %.1f MiB.\n", n, kb / 1024 }'
+	echo
 	if [ -n "$ssh_note" ]; then
 		echo "**ssh**: $ssh_note."
 	else
@@ -244,6 +259,11 @@ report="$work/report.md"
 			$1 == "ssh" { med[$2] = $4; runs = $3 }
 			END {
 				printf "**ssh, %s** (%d runs each, one throwaway sshd on 127.0.0.1 with the repo drop-in; client, sshd and signer on the same 2 cores): signing x %.2f of `ssh ... cat > /dev/null` (%.0f vs %.0f ms median).\n", size, runs, med["ssh-signstar"] / med["ssh-cat"], med["ssh-signstar"] * 1000, med["ssh-cat"] * 1000
+			}' "$results"
+		awk -F'\t' -v n="$tar_members" '
+			$1 == "tarssh" { med[$2] = $4; runs = $3 }
+			END {
+				printf "\n**sign --tar over ssh, %d members of 100 KiB** (%d runs each, the same sshd): one `sign --tar` session x %.1f faster than %d `sign` sessions (%.2f vs %.2f s median); the same tar through `sign --tar` x %.2f of `ssh ... cat > /dev/null` (%.0f vs %.0f ms median).\n", n, runs, med["ssh-sign-each"] / med["ssh-sign-tar"], n, med["ssh-sign-tar"], med["ssh-sign-each"], med["ssh-sign-tar"] / med["ssh-cat-tar"], med["ssh-sign-tar"] * 1000, med["ssh-cat-tar"] * 1000
 			}' "$results"
 	fi
 	echo

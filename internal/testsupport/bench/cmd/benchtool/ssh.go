@@ -32,29 +32,12 @@ func sshCmd(args []string) error {
 	if *bin == "" || *in == "" || *runs < 1 {
 		return errors.New("ssh needs -signstar and -in")
 	}
-	e, err := sshtest.NewEnclave("bench", abs(*bin))
+	e, s, err := benchEnclave(*bin, *mode, *key, *pub)
 	if err != nil {
 		return err
 	}
 	defer e.Remove()
-	if err := os.Mkdir(filepath.Join(e.Dir, "out"), 0o755); err != nil {
-		return err
-	}
-	dispatch := filepath.Join(e.Dir, "bin", "dispatch")
-	script := fmt.Sprintf("#!/bin/sh\n# benchtool ssh: the forced command\nif [ \"$SSH_ORIGINAL_COMMAND\" = devnull ]; then exec cat > /dev/null; fi\nexec %s --config %s\n", e.Bin, e.Config)
-	if err := os.WriteFile(dispatch, []byte(script), 0o755); err != nil {
-		return err
-	}
-	s, err := sshtest.Start(sshtest.Config{Program: dispatch})
-	if err != nil {
-		return err
-	}
 	defer s.Close()
-
-	profile := fmt.Sprintf("[[profile]]\nname = \"bench\"\nbackend = \"keyfile\"\nkey = %q\nmax_size = \"8GiB\"\nkinds = [\"any\"]\nusers = [%q]\n", e.Key, s.User)
-	if err := e.Install(s.User, sshtest.EnclaveOptions{KeyFile: abs(*key), PubFile: abs(*pub), Sandbox: *mode, Profiles: profile}); err != nil {
-		return err
-	}
 
 	// One signature checked by gpgv first: timing a failing path is useless.
 	sig, err := sshRun(s, *in, "")
@@ -87,12 +70,52 @@ func sshCmd(args []string) error {
 	return nil
 }
 
+// benchEnclave is the throwaway enclave and sshd of the ssh figures.
+func benchEnclave(bin, mode, key, pub string) (*sshtest.Enclave, *sshtest.Server, error) {
+	e, err := sshtest.NewEnclave("bench", abs(bin))
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) (*sshtest.Enclave, *sshtest.Server, error) {
+		e.Remove()
+		return nil, nil, err
+	}
+	if err := os.Mkdir(filepath.Join(e.Dir, "out"), 0o755); err != nil {
+		return fail(err)
+	}
+	dispatch := filepath.Join(e.Dir, "bin", "dispatch")
+	script := fmt.Sprintf("#!/bin/sh\n# benchtool ssh: the forced command\nif [ \"$SSH_ORIGINAL_COMMAND\" = devnull ]; then exec cat > /dev/null; fi\nexec %s --config %s\n", e.Bin, e.Config)
+	if err := os.WriteFile(dispatch, []byte(script), 0o755); err != nil {
+		return fail(err)
+	}
+	s, err := sshtest.Start(sshtest.Config{Program: dispatch})
+	if err != nil {
+		return fail(err)
+	}
+	profile := fmt.Sprintf("[[profile]]\nname = \"bench\"\nbackend = \"keyfile\"\nkey = %q\nmax_size = \"8GiB\"\nkinds = [\"any\"]\nusers = [%q]\n", e.Key, s.User)
+	if err := e.Install(s.User, sshtest.EnclaveOptions{KeyFile: abs(key), PubFile: abs(pub), Sandbox: mode, Profiles: profile}); err != nil {
+		s.Close()
+		return fail(err)
+	}
+	return e, s, nil
+}
+
 type sshResult struct {
 	sample
 	out []byte
 }
 
 func sshRun(s *sshtest.Server, input, remote string) (*sshResult, error) {
+	var words []string
+	if remote != "" {
+		words = []string{remote}
+	}
+	return sshRunWords(s, input, words...)
+}
+
+// sshRunWords runs the client with input on stdin and the command words;
+// any but devnull must answer on stdout.
+func sshRunWords(s *sshtest.Server, input string, words ...string) (*sshResult, error) {
 	f, err := os.Open(input)
 	if err != nil {
 		return nil, err
@@ -100,10 +123,6 @@ func sshRun(s *sshtest.Server, input, remote string) (*sshResult, error) {
 	defer f.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var words []string
-	if remote != "" {
-		words = []string{remote}
-	}
 	cmd := s.Command(ctx, "client", nil, words...)
 	var out, errb bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = f, &out, &errb
@@ -113,7 +132,7 @@ func sshRun(s *sshtest.Server, input, remote string) (*sshResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%v: %s", err, bytes.TrimSpace(errb.Bytes()))
 	}
-	if remote == "" && out.Len() == 0 {
+	if !(len(words) == 1 && words[0] == "devnull") && out.Len() == 0 {
 		return nil, fmt.Errorf("no signature: %s", bytes.TrimSpace(errb.Bytes()))
 	}
 	return &sshResult{sample{wall: wall}, out.Bytes()}, nil
@@ -122,6 +141,7 @@ func sshRun(s *sshtest.Server, input, remote string) (*sshResult, error) {
 func gpgv(dir, pub string, sig []byte, data string) error {
 	home := filepath.Join(dir, "out")
 	keyring := filepath.Join(home, "keyring.gpg")
+	os.Remove(keyring) // gpg --dearmor does not overwrite
 	if out, err := exec.Command("gpg", "--batch", "--homedir", home, "--dearmor", "--output", keyring, pub).CombinedOutput(); err != nil {
 		return fmt.Errorf("gpg --dearmor: %v: %s", err, out)
 	}
