@@ -26,7 +26,9 @@ import (
 // as soon as it has passed; decide checks --expect against the whole stream
 // and the rate for all members at once; commit signs every member, appends
 // all their records with one write and one fsync, and only then writes the
-// tar of signatures.
+// tar of signatures. As for one artifact, the lock is held from the first
+// signature to the append: each signature commits to its record's place in
+// the log (audit.NotationName).
 //
 // All or nothing: a stop anywhere writes no signature, and finishBatch
 // records the member (or the archive) that caused it and, for every other
@@ -228,20 +230,13 @@ func (s *session) decideTar(b *batch, expect *command.Expect) *stop {
 	return nil
 }
 
-// commitTar signs every member, appends their records together, and then
-// writes the tar of signatures.
+// commitTar takes the log's lock (if decide has not) and signs every
+// member in turn, each signature committing to its record's seq and the
+// tree root of the records before it, the members' records before it
+// included (audit.Batch stages them); then it appends all the records
+// with one write and one fsync, and only then writes the tar of
+// signatures.
 func (s *session) commitTar(b *batch, armored bool) *stop {
-	created := s.Now()
-	for _, m := range b.members {
-		sig, err := signer.Sign(m.in, s.key, created)
-		if err != nil {
-			return haltMember(FailedSign, m, memberMessage(m, backendMessage(s.profile, err)))
-		}
-		m.sig = sig
-	}
-	if clientGone(s.Stdout) {
-		return halt(FailedClientGone, "the client disconnected before the signatures could be sent; they were discarded")
-	}
 	if s.tx == nil {
 		tx, err := s.Log.Lock()
 		if err != nil {
@@ -249,18 +244,40 @@ func (s *session) commitTar(b *batch, armored bool) *stop {
 		}
 		s.tx = tx
 	}
+	created := s.Now()
+	staged := s.tx.NewBatch()
 	recs := make([]*audit.Record, len(b.members))
+	for i, m := range b.members {
+		seq, root, err := staged.Commitment()
+		if err != nil {
+			return halt(FailedLog, "not signing: "+err.Error())
+		}
+		sig, err := signer.Sign(m.in, s.key, created, signer.Notation{Name: audit.NotationName, Value: audit.FormatNotation(seq, root)})
+		if err != nil {
+			return haltMember(FailedSign, m, memberMessage(m, backendMessage(s.profile, err)))
+		}
+		m.sig = sig
+		recs[i] = s.memberRecord(m, Signed, "", base64.StdEncoding.EncodeToString(sig), created)
+		if err := staged.Add(recs[i]); err != nil {
+			return halt(FailedLog, "not signing: "+err.Error())
+		}
+		if recs[i].Seq != seq {
+			return halt(FailedInternal, fmt.Sprintf("the record got seq %d, the signature %d", recs[i].Seq, seq))
+		}
+	}
+	if clientGone(s.Stdout) {
+		return halt(FailedClientGone, "the client disconnected before the signatures could be sent; they were discarded")
+	}
 	sigs := make([]tarstream.Signature, len(b.members))
 	suffix := tarstream.SuffixBinary
 	for i, m := range b.members {
-		recs[i] = s.memberRecord(m, Signed, "", base64.StdEncoding.EncodeToString(m.sig), created)
 		sigs[i] = tarstream.Signature{Name: m.name, Data: m.sig}
 		if armored {
 			sigs[i].Data = armorSignature(m.sig)
 			suffix = tarstream.SuffixArmor
 		}
 	}
-	if err := s.tx.AppendAll(recs); err != nil {
+	if err := staged.Append(); err != nil {
 		return halt(FailedLog, "not signing: "+err.Error())
 	}
 	s.tx.Unlock()

@@ -121,6 +121,21 @@ func TestTarSigned(t *testing.T) {
 	if n, err := audit.Verify(bytes.NewReader(mustReadFile(t, f.logPath))); err != nil || n != 3 {
 		t.Fatalf("audit verify: %d, %v", n, err)
 	}
+	// Each signature commits to its own record: its seq, and the tree of
+	// the records before it, the archive's earlier members included.
+	fr := audit.NewFrontier()
+	for i, line := range bytes.Split(bytes.TrimSuffix(mustReadFile(t, f.logPath), []byte("\n")), []byte("\n")) {
+		ps, err := audit.ReadSignatures(sigs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq, root, err := audit.SignatureNotation(ps[0])
+		want, _ := fr.Root()
+		if err != nil || seq != uint64(i+1) || root != want {
+			t.Errorf("signature %d: notation seq %d root %x (%v), want %d %x", i, seq, root, err, i+1, want)
+		}
+		fr.Add(line)
+	}
 	// --armor: MEMBER.asc, armored.
 	f.stdout.Reset()
 	f.input(archive(t, fs[0]))
