@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -144,15 +143,6 @@ func TestTarSigned(t *testing.T) {
 	if len(names) != 1 || names[0] != fs[0].name+".asc" || !bytes.HasPrefix(sigs[0], []byte("-----BEGIN PGP SIGNATURE-----")) {
 		t.Fatalf("armored: %q %q", names, sigs)
 	}
-}
-
-func mustReadFile(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // checkBatch is what a stopped archive session promises: no stdout, the
