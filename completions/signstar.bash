@@ -68,6 +68,25 @@ _signstar()
 		COMPREPLY=($(compgen -W "ed25519 rsa3072 rsa4096" -- "$cur"))
 		return
 		;;
+	"audit:--checkpoint")
+		compopt -o filenames 2>/dev/null
+		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
+	"audit:--verifier")
+		COMPREPLY=()
+		return
+		;;
+	"audit:--signatures")
+		compopt -o filenames 2>/dev/null
+		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
+	"audit:--proof")
+		compopt -o filenames 2>/dev/null
+		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
 	"audit:--origin")
 		COMPREPLY=()
 		return
@@ -184,11 +203,11 @@ _signstar()
 		;;
 	audit)
 		if [ -z "$sub" ]; then
-			COMPREPLY=($(compgen -W "verify rebuild keygen checkpoint" -- "$cur"))
+			COMPREPLY=($(compgen -W "verify check-proof rebuild keygen checkpoint" -- "$cur"))
 			return
 		fi
 		case $cur in
-		-*) COMPREPLY=($(compgen -W "--origin --out" -- "$cur")) ;;
+		-*) COMPREPLY=($(compgen -W "--checkpoint --verifier --signatures --proof --origin --out" -- "$cur")) ;;
 		*) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
 		esac
 		;;

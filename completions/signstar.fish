@@ -27,7 +27,7 @@ complete -c signstar -n __fish_use_subcommand -a checkpoint -d 'writes the audit
 complete -c signstar -n __fish_use_subcommand -a proof -d 'writes a proof file'
 complete -c signstar -n __fish_use_subcommand -a version -d 'writes one line, signstar VERSION'
 complete -c signstar -n __fish_use_subcommand -a keygen -d 'writes a new v4 secret signing key to --out and its armored public certificate to stdout'
-complete -c signstar -n __fish_use_subcommand -a audit -d 'checks the hash chain and each signed records signature of the audit log'
+complete -c signstar -n __fish_use_subcommand -a audit -d 'checks the audit log'
 complete -c signstar -n __fish_use_subcommand -a sandbox -d 'prints what the sandbox can enforce on this kernel'
 complete -c signstar -n __fish_use_subcommand -a piv -d 'puts a key in a PIV slot, has the card self-sign an OpenPGP certificate for it and writes it to --out and stdout'
 complete -c signstar -n __fish_use_subcommand -a tpm -d 'makes a non-exportable signing key in the TPM, under its storage root key, bound by PolicyPCR to the current values of the profiles pcrs, writes its key blob and its OpenPGP certificate, self-signed through the TPM, to --out and stdout'
@@ -42,14 +42,21 @@ complete -c signstar -n '__fish_seen_subcommand_from checkpoint' -l from -x -d '
 complete -c signstar -n '__fish_seen_subcommand_from keygen' -l uid -x -d 'the user ID of the new key'
 complete -c signstar -n '__fish_seen_subcommand_from keygen' -l out -r -F -d 'where the armored secret key goes'
 complete -c signstar -n '__fish_seen_subcommand_from keygen' -l algo -x -a 'ed25519 rsa3072 rsa4096' -d 'the key type'
-complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify rebuild keygen checkpoint' -a verify
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify check-proof rebuild keygen checkpoint' -a verify
+complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify' -l checkpoint -r -F -d 'an older signed checkpoint, held outside the host'
+complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify' -l verifier -x -d 'the logs verifier key'
+complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify' -l signatures -r -F -d 'signatures held outside the host'
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify' -F
-complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify rebuild keygen checkpoint' -a rebuild
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify check-proof rebuild keygen checkpoint' -a check-proof
+complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from check-proof' -l verifier -x -d 'the logs verifier key'
+complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from check-proof' -l proof -r -F -d 'the proof file'
+complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from check-proof' -F
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify check-proof rebuild keygen checkpoint' -a rebuild
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from rebuild' -F
-complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify rebuild keygen checkpoint' -a keygen
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify check-proof rebuild keygen checkpoint' -a keygen
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from keygen' -l origin -x -d 'the logs origin, as audit origin will name it'
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from keygen' -l out -r -F -d 'where the note signer key goes'
-complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify rebuild keygen checkpoint' -a checkpoint
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify check-proof rebuild keygen checkpoint' -a checkpoint
 complete -c signstar -n '__fish_seen_subcommand_from sandbox; and not __fish_seen_subcommand_from check' -a check
 complete -c signstar -n '__fish_seen_subcommand_from piv; and not __fish_seen_subcommand_from setup' -a setup
 complete -c signstar -n '__fish_seen_subcommand_from piv; and __fish_seen_subcommand_from setup' -l reader -x -d 'a substring of the PC/SC reader name'

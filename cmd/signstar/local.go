@@ -1,12 +1,15 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/command"
@@ -97,6 +100,10 @@ func (r *run) auditCmd(args []string) int {
 			return r.auditKeygen(args[1:])
 		case "checkpoint":
 			return r.auditCheckpoint(args[1:])
+		case "verify":
+			return r.auditVerify(args[1:])
+		case "check-proof":
+			return r.auditCheckProof(args[1:])
 		}
 	}
 	if len(args) == 0 || (args[0] != "verify" && args[0] != "rebuild") || len(args) > 2 {
@@ -134,26 +141,22 @@ func (r *run) auditCmd(args []string) int {
 		}
 		return r.output([]byte(fmt.Sprintf("ok: %d records indexed in %s (%s), tree in %s (%s)\n", res.Records, res.Path, how(res.Replaced, res.Appended, "entries"), res.TreePath, how(res.TreeReplaced, res.TreeAppended, "hashes"))))
 	}
-	n, err := verifyLogFile(path)
-	if err != nil {
-		return r.fail(exitFailed, "audit verify: "+err.Error())
-	}
-	return r.output([]byte(fmt.Sprintf("ok: %d records\n", n)))
+	return exitRefused // not reached: verify is auditVerify's
 }
 
-// verifyLogFile checks the audit log at path and returns its number of
-// records; the error names the path.
+// verifyLogFile checks the audit log at path, chain, tree and notations
+// (audit.VerifyLogs), and returns its number of records; the error names
+// the path.
 func verifyLogFile(path string) (int, error) {
-	f, err := os.Open(path)
+	res, err := audit.VerifyLogs([]string{path}, audit.TreeCheck{})
 	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	n, err := audit.Verify(f)
-	if err != nil {
+		var fe *audit.FileError
+		if errors.As(err, &fe) {
+			return 0, err
+		}
 		return 0, fmt.Errorf("%s: %v", path, err)
 	}
-	return n, nil
+	return int(res.Records), nil
 }
 
 // auditKeygen is `audit keygen --origin NAME --out FILE`: a new note key
@@ -230,4 +233,197 @@ func (r *run) auditCheckpoint(args []string) int {
 		return r.fail(exitFailed, "audit checkpoint: "+err.Error())
 	}
 	return r.output(cp)
+}
+
+// auditVerify is `audit verify [--checkpoint FILE] [--verifier KEY]
+// [--signatures SIG...] [--] [LOG...]`.
+func (r *run) auditVerify(args []string) int {
+	sp := command.LookupWord("audit verify")
+	usage := func(msg string) int {
+		return r.fail(exitRefused, "audit verify: "+msg+": use "+sp.Synopsis())
+	}
+	var logs, sigs []string
+	opts := map[string]string{}
+	inSigs, sawSigs := false, false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(a, "=")
+		switch {
+		case a == "--":
+			logs = append(logs, args[i+1:]...)
+			i = len(args)
+		case name == "--signatures":
+			if hasVal || sawSigs {
+				return usage("--signatures takes the files after it, once")
+			}
+			inSigs, sawSigs = true, true
+		case name == "--checkpoint" || name == "--verifier":
+			if _, dup := opts[name]; dup {
+				return usage("option " + name + " given twice")
+			}
+			if !hasVal {
+				if i+1 >= len(args) {
+					return usage("option " + name + " needs a value")
+				}
+				i++
+				val = args[i]
+			}
+			opts[name] = val
+			inSigs = false
+		case strings.HasPrefix(a, "-"):
+			return usage(fmt.Sprintf("unknown option %s", name))
+		case inSigs:
+			sigs = append(sigs, a)
+		default:
+			logs = append(logs, a)
+		}
+	}
+	if sawSigs && len(sigs) == 0 {
+		return usage("--signatures needs at least one SIG")
+	}
+	var cfg *config.Config
+	loadConfig := func() error {
+		if cfg != nil {
+			return nil
+		}
+		var err error
+		cfg, err = config.Load(r.inv.configPath)
+		return err
+	}
+	var chk audit.TreeCheck
+	if cpFile := opts["--checkpoint"]; cpFile != "" {
+		v, err := r.verifier(opts["--verifier"], loadConfig, func() *config.Config { return cfg })
+		if err != nil {
+			return r.fail(exitFailed, "audit verify: "+err.Error())
+		}
+		b, err := os.ReadFile(cpFile)
+		if err != nil {
+			return r.fail(exitFailed, "audit verify: cannot read the checkpoint: "+errText(err))
+		}
+		cp, err := audit.OpenCheckpoint(b, v)
+		if err != nil {
+			return r.fail(exitFailed, "audit verify: "+cpFile+": "+err.Error())
+		}
+		chk.Checkpoint = &cp
+	} else if opts["--verifier"] != "" {
+		return usage("--verifier checks --checkpoint, which is missing")
+	}
+	for _, s := range sigs {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			return r.fail(exitFailed, "audit verify: cannot read "+s+": "+errText(err))
+		}
+		h, err := audit.ReadHeldSignature(s, b)
+		if err != nil {
+			return r.fail(exitFailed, "audit verify: "+err.Error()+" (give the log's files after --)")
+		}
+		chk.Signatures = append(chk.Signatures, h)
+	}
+	if len(logs) == 0 {
+		if err := loadConfig(); err != nil {
+			return r.fail(exitFailed, err.Error())
+		}
+		logs = []string{cfg.Audit.Path}
+	}
+	res, err := audit.VerifyLogs(logs, chk)
+	if err != nil {
+		var te *audit.TreeError
+		if errors.As(err, &te) {
+			return r.fail(exitFailed, "audit verify: "+strings.Join(logs, " ")+": "+err.Error())
+		}
+		var fe *audit.FileError
+		if errors.As(err, &fe) {
+			return r.fail(exitFailed, "audit verify: "+err.Error())
+		}
+		return r.fail(exitFailed, "audit verify: "+strings.Join(logs, " ")+": "+err.Error())
+	}
+	out := fmt.Sprintf("ok: %d records\ntree: size %d, root %s\n", res.Records, res.Records, base64.StdEncoding.EncodeToString(res.Root[:]))
+	if res.Legacy > 0 {
+		out += fmt.Sprintf("notations: %d signatures match the tree before them; %d older ones have none\n", res.Notations, res.Legacy)
+	} else {
+		out += fmt.Sprintf("notations: %d signatures match the tree before them\n", res.Notations)
+	}
+	if chk.Checkpoint != nil {
+		out += fmt.Sprintf("checkpoint: the log extends the checkpoint of size %d\n", chk.Checkpoint.Size)
+	}
+	if len(chk.Signatures) > 0 {
+		out += fmt.Sprintf("signatures: %d held signatures are the log's\n", len(chk.Signatures))
+	}
+	return r.output([]byte(out))
+}
+
+// verifier is the log's verifier key: key (the key itself, or a file
+// holding it), else the one of the configured checkpoint key.
+func (r *run) verifier(key string, load func() error, cfg func() *config.Config) (note.Verifier, error) {
+	if key == "" {
+		if err := load(); err != nil {
+			return nil, fmt.Errorf("no --verifier, and the configuration cannot be read for [audit] checkpoint_key: %v", err)
+		}
+		c := cfg()
+		if c.Audit.CheckpointKey == "" {
+			return nil, errors.New("no --verifier, and no [audit] checkpoint_key to take it from")
+		}
+		b, err := os.ReadFile(c.Audit.CheckpointKey)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the checkpoint key: %v", errText(err))
+		}
+		defer clear(b)
+		vkey, err := audit.VerifierOf(b)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint key %s: %v", c.Audit.CheckpointKey, err)
+		}
+		key = vkey
+	} else if fi, err := os.Stat(key); err == nil && fi.Mode().IsRegular() {
+		b, err := os.ReadFile(key)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the verifier key: %v", errText(err))
+		}
+		key = string(b)
+	}
+	return audit.ParseVerifierKey([]byte(key))
+}
+
+// auditCheckProof is `audit check-proof --verifier KEY --proof FILE.proof
+// SIG FILE`.
+func (r *run) auditCheckProof(args []string) int {
+	sp := command.LookupWord("audit check-proof")
+	f, pos, err := flags(sp, args)
+	if err == nil && (f["--verifier"] == "" || f["--proof"] == "" || len(pos) != 2) {
+		err = errors.New("--verifier, --proof, SIG and FILE are required")
+	}
+	if err != nil {
+		return r.fail(exitRefused, "audit check-proof: "+err.Error()+": use "+sp.Synopsis())
+	}
+	v, err := r.verifier(f["--verifier"], nil, nil)
+	if err != nil {
+		return r.fail(exitFailed, "audit check-proof: "+err.Error())
+	}
+	proof, err := os.ReadFile(f["--proof"])
+	if err != nil {
+		return r.fail(exitFailed, "audit check-proof: cannot read the proof: "+errText(err))
+	}
+	sig, err := os.ReadFile(pos[0])
+	if err != nil {
+		return r.fail(exitFailed, "audit check-proof: cannot read the signature: "+errText(err))
+	}
+	art, err := os.Open(pos[1])
+	if err != nil {
+		return r.fail(exitFailed, "audit check-proof: cannot read the artifact: "+errText(err))
+	}
+	defer art.Close()
+	res, err := audit.CheckProof(proof, sig, art, v)
+	if err != nil {
+		return r.fail(exitFailed, "audit check-proof: "+f["--proof"]+": "+err.Error())
+	}
+	rec := res.Record
+	return r.output([]byte(fmt.Sprintf("ok: %s is signed by record %d of %s (in its checkpoint of size %d): %s, key %s, profile %s, at %s\n",
+		pos[1], rec.Seq, res.Origin, res.Size, rec.Digest, rec.Key, rec.Profile, rec.Time)))
+}
+
+func errText(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }

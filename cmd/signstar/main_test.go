@@ -63,6 +63,7 @@ func TestScripts(t *testing.T) {
 			"editline":     cmdEditLine,
 			"dropline":     cmdDropLine,
 			"swaplines":    cmdSwapLines,
+			"dupline":      cmdDupLine,
 			"truncate":     cmdTruncate,
 			"filemode":     cmdFileMode,
 			"parallelsign": cmdParallelSign,
@@ -347,6 +348,16 @@ func cmdDropLine(ts *testscript.TestScript, neg bool, args []string) {
 	lines := readLines(ts, args[0])
 	i := lineIndex(ts, lines, args[1])
 	writeLines(ts, args[0], append(lines[:i], lines[i+1:]...))
+}
+
+// dupline FILE N: append a copy of line N.
+func cmdDupLine(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: dupline FILE N")
+	}
+	lines := readLines(ts, args[0])
+	i := lineIndex(ts, lines, args[1])
+	writeLines(ts, args[0], append(lines, lines[i]))
 }
 
 // swaplines FILE N M

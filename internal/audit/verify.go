@@ -38,8 +38,13 @@ func Verify(r io.Reader) (int, error) {
 // verifyEach is Verify, calling fn (when not nil) with each good record,
 // its line and the offset just past its newline.
 func verifyEach(r io.Reader, fn func(rec *Record, line []byte, end int64) error) (int, error) {
+	return verifyFrom(r, 1, ZeroHash, fn)
+}
+
+// verifyFrom is verifyEach of a stream whose first record is seq first,
+// chained to prev (a log file that continues another).
+func verifyFrom(r io.Reader, first uint64, prev string, fn func(rec *Record, line []byte, end int64) error) (int, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	prev := ZeroHash
 	n := 0
 	var end int64 // where the last complete line ends
 	for {
@@ -61,8 +66,8 @@ func verifyEach(r io.Reader, fn func(rec *Record, line []byte, end int64) error)
 		if err != nil {
 			return n - 1, &VerifyError{n, err.Error()}
 		}
-		if rec.Seq != uint64(n) {
-			return n - 1, &VerifyError{n, fmt.Sprintf("seq is %d, expected %d (a record was removed, reordered or added)", rec.Seq, n)}
+		if want := first + uint64(n) - 1; rec.Seq != want {
+			return n - 1, &VerifyError{n, fmt.Sprintf("seq is %d, expected %d (a record was removed, reordered or added)", rec.Seq, want)}
 		}
 		if rec.Prev != prev {
 			return n - 1, &VerifyError{n, "prev does not match the line before (that line was edited, removed or reordered)"}

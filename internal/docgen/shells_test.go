@@ -136,7 +136,9 @@ func TestFishCompletion(t *testing.T) {
 	}
 	want := auditSubs()
 	sort.Strings(want)
-	if got := ask("signstar audit "); !reflect.DeepEqual(got, want) {
+	got := ask("signstar audit ")
+	sort.Strings(got) // fish sorts its own way
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("fish completes audit to %q", got)
 	}
 }
