@@ -109,7 +109,7 @@ func (e *TreeError) Error() string {
 // anchor is one fact that held data states about the log.
 type anchor struct {
 	agree bool
-	exact bool // a disagreement that is known to be at size: a missing record
+	exact bool   // a disagreement that is known to be at size: a missing record
 	size  uint64 // agree: the first size records are as held; disagree: a bad record is at or before size
 	what  string
 	msg   string // for a disagreement
