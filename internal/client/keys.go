@@ -34,7 +34,7 @@ var Keys = []Key{
 	{Name: "witness", Type: "boolean", Default: "true",
 		Desc: "false signs without witnessing the log, for an enclave without a checkpoint key; log_key must then be absent."},
 	{Name: "proofs", Type: "boolean", Default: "false",
-		Desc: "Also fetch each record's proof file (proof SEQ: the record, its inclusion proof and the checkpoint), check that it holds this very signature and that its tree root is the notation's, and write it next to the signature as FILE.sig.proof. One more ssh session per file."},
+		Desc: "Also fetch each record's proof file (proof SEQ: the record, its inclusion proof and the checkpoint), check that it holds this very signature and that its tree root is the notation's, and write it next to the signature as FILE.proof, the name the contract gives a mirror's proof files. One more ssh session per file."},
 }
 
 func keyNameList() []string {

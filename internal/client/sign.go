@@ -153,7 +153,7 @@ func (s *Signer) Sign(ctx context.Context, req *Request) ([]*Result, error) {
 	for _, r := range results {
 		err := st.Add(r.Out, r.Sig, 0o644)
 		if err == nil && r.Proof != nil {
-			err = st.Add(r.Out+ProofSuffix, r.Proof, 0o644)
+			err = st.Add(ProofPath(r.Out), r.Proof, 0o644)
 		}
 		if err != nil {
 			st.Abort()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -16,8 +17,16 @@ import (
 	"github.com/signstar/signstar/internal/audit"
 )
 
-// ProofSuffix names a signature's proof file: FILE.sig.proof.
-const ProofSuffix = ".proof"
+// ProofPath is where the proof file of a signature at out goes: FILE.proof
+// next to FILE.sig (the contract's name for a mirror's proof files).
+func ProofPath(out string) string {
+	for _, ext := range []string{".sig", ".asc"} {
+		if p, ok := strings.CutSuffix(out, ext); ok && p != "" {
+			return p + ".proof"
+		}
+	}
+	return out + ".proof"
+}
 
 // maxLogReply bounds a checkpoint or proof reply: a checkpoint, at most 63
 // hashes and, for a proof, one record line.
