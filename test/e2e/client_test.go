@@ -210,7 +210,7 @@ func TestClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.verifySig(t, data, sig)
-		if proof, err := os.ReadFile(filepath.Join(work, "one.proof")); err != nil || !bytes.HasPrefix(proof, []byte("c2sp.org/tlog-proof@v1\n")) {
+		if proof, err := os.ReadFile(p + ".proof"); err != nil || !bytes.HasPrefix(proof, []byte("c2sp.org/tlog-proof@v1\n")) {
 			t.Errorf("proofs = true wrote no proof file: %v", err)
 		}
 		if rec := e.last(t); rec.Digest != sha256Digest(data) || !strings.Contains(rec.Command, "--expect "+sha256Digest(data)) {
@@ -352,7 +352,7 @@ package() {
 		root.ok(t, dir, "signstar-client", "sign", p)
 		root.ok(t, dir, "signstar-client", "sign", p)
 		os.Remove(p + ".sig")
-		os.Remove(filepath.Join(dir, "x.proof"))
+		os.Remove(p + ".proof")
 		for _, f := range sides {
 			exec.Command("chattr", "-a", f).Run()
 			if err := os.WriteFile(f, saved[f], 0o660); err != nil {
