@@ -203,7 +203,7 @@ _signstar()
 		;;
 	audit)
 		if [ -z "$sub" ]; then
-			COMPREPLY=($(compgen -W "verify check-proof rebuild keygen checkpoint" -- "$cur"))
+			COMPREPLY=($(compgen -W "verify check-proof rebuild keygen checkpoint rotate" -- "$cur"))
 			return
 		fi
 		case $cur in

@@ -42,21 +42,22 @@ complete -c signstar -n '__fish_seen_subcommand_from checkpoint' -l from -x -d '
 complete -c signstar -n '__fish_seen_subcommand_from keygen' -l uid -x -d 'the user ID of the new key'
 complete -c signstar -n '__fish_seen_subcommand_from keygen' -l out -r -F -d 'where the armored secret key goes'
 complete -c signstar -n '__fish_seen_subcommand_from keygen' -l algo -x -a 'ed25519 rsa3072 rsa4096' -d 'the key type'
-complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify check-proof rebuild keygen checkpoint' -a verify
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify check-proof rebuild keygen checkpoint rotate' -a verify
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify' -l checkpoint -r -F -d 'an older signed checkpoint, held outside the host'
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify' -l verifier -x -d 'the logs verifier key'
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify' -l signatures -r -F -d 'signatures held outside the host'
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify' -F
-complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify check-proof rebuild keygen checkpoint' -a check-proof
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify check-proof rebuild keygen checkpoint rotate' -a check-proof
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from check-proof' -l verifier -x -d 'the logs verifier key'
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from check-proof' -l proof -r -F -d 'the proof file'
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from check-proof' -F
-complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify check-proof rebuild keygen checkpoint' -a rebuild
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify check-proof rebuild keygen checkpoint rotate' -a rebuild
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from rebuild' -F
-complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify check-proof rebuild keygen checkpoint' -a keygen
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify check-proof rebuild keygen checkpoint rotate' -a keygen
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from keygen' -l origin -x -d 'the logs origin, as audit origin will name it'
 complete -c signstar -n '__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from keygen' -l out -r -F -d 'where the note signer key goes'
-complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify check-proof rebuild keygen checkpoint' -a checkpoint
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify check-proof rebuild keygen checkpoint rotate' -a checkpoint
+complete -c signstar -n '__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from verify check-proof rebuild keygen checkpoint rotate' -a rotate
 complete -c signstar -n '__fish_seen_subcommand_from sandbox; and not __fish_seen_subcommand_from check' -a check
 complete -c signstar -n '__fish_seen_subcommand_from piv; and not __fish_seen_subcommand_from setup' -a setup
 complete -c signstar -n '__fish_seen_subcommand_from piv; and __fish_seen_subcommand_from setup' -l reader -x -d 'a substring of the PC/SC reader name'

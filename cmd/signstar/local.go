@@ -104,6 +104,8 @@ func (r *run) auditCmd(args []string) int {
 			return r.auditVerify(args[1:])
 		case "check-proof":
 			return r.auditCheckProof(args[1:])
+		case "rotate":
+			return r.auditRotate(args[1:])
 		}
 	}
 	if len(args) == 0 || (args[0] != "verify" && args[0] != "rebuild") || len(args) > 2 {
@@ -426,4 +428,20 @@ func errText(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// auditRotate is `audit rotate`.
+func (r *run) auditRotate(args []string) int {
+	if len(args) > 0 {
+		return r.fail(exitRefused, fmt.Sprintf("audit rotate: unexpected argument %q: use %s", args[0], command.LookupWord("audit rotate").Synopsis()))
+	}
+	cfg, err := config.Load(r.inv.configPath)
+	if err != nil {
+		return r.fail(exitFailed, err.Error())
+	}
+	res, err := audit.Rotate(cfg.Audit.Path, 60*time.Second)
+	if err != nil {
+		return r.fail(exitFailed, "audit rotate: "+err.Error())
+	}
+	return r.output([]byte(fmt.Sprintf("ok: records %d to %d are in %s (with .idx and .tree); %s goes on from record %d\n", res.First, res.Last, res.Archive, cfg.Audit.Path, res.Last+1)))
 }

@@ -184,6 +184,7 @@ type Log struct {
 	idxPath  string
 	treePath string
 	treeHead treeHeader
+	gate     *os.File // the log's directory, flocked shared (rotate.go); nil for rotate's own
 	// LockTimeout bounds the wait for another signstar's lock.
 	LockTimeout time.Duration
 }
@@ -192,6 +193,22 @@ type Log struct {
 // It is called before the sandbox locks down; afterwards only the
 // descriptors are used.
 func Open(path string) (*Log, error) {
+	// The rotation gate (rotate.go): held shared for the process's life.
+	gate, err := enterGate(path, 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	l, err := open(path)
+	if err != nil {
+		gate.Close()
+		return nil, err
+	}
+	l.gate = gate
+	return l, nil
+}
+
+// open is Open without the rotation gate.
+func open(path string) (*Log, error) {
 	const wflags = os.O_WRONLY | os.O_APPEND | oNoFollow
 	w, err := os.OpenFile(path, wflags, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -276,7 +293,11 @@ func (l *Log) Path() string { return l.path }
 // FDs are the descriptors of the log and its side files, for the sandbox
 // to keep.
 func (l *Log) FDs() []int {
-	return []int{int(l.r.Fd()), int(l.w.Fd()), int(l.ir.Fd()), int(l.iw.Fd()), int(l.tr.Fd()), int(l.tw.Fd())}
+	fds := []int{int(l.r.Fd()), int(l.w.Fd()), int(l.ir.Fd()), int(l.iw.Fd()), int(l.tr.Fd()), int(l.tw.Fd())}
+	if l.gate != nil {
+		fds = append(fds, int(l.gate.Fd()))
+	}
+	return fds
 }
 
 // AppendFDs are the descriptors that write: opened O_WRONLY|O_APPEND, for
@@ -290,6 +311,9 @@ func (l *Log) Close() error {
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
+	}
+	if l.gate != nil {
+		l.gate.Close()
 	}
 	return err
 }
@@ -368,7 +392,12 @@ func (tx *Tx) readTail() error {
 	}
 	tx.size = fi.Size()
 	if tx.size == 0 {
-		tx.lastSeq, tx.lastHash = 0, ZeroHash
+		// A rotated log's file starts after the record its tree's header
+		// names (rotate.go).
+		tx.lastSeq, tx.lastHash = tx.tree.header.Base, ZeroHash
+		if tx.lastSeq > 0 {
+			tx.lastHash = fmt.Sprintf("%x", tx.tree.header.BasePrev)
+		}
 		return nil
 	}
 	line, err := tx.lineBefore(tx.size)

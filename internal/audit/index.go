@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sys/unix"
 )
 
@@ -399,6 +400,12 @@ func (tx *Tx) checkIndex() error {
 	switch {
 	case tx.idx.count > tx.lastSeq:
 		return tx.indexErr("has %d entries, the log %d records", tx.idx.count, tx.lastSeq)
+	case tx.idx.count == tx.lastSeq && tx.size == 0 && tx.lastSeq > 0:
+		// A rotated log's new file: its last record is the old file's.
+		if hex.EncodeToString(tx.idx.last.LineHash[:]) != tx.lastHash[:32] {
+			return tx.indexErr("does not agree with the log's last record %d", tx.lastSeq)
+		}
+		return nil
 	case tx.idx.count == tx.lastSeq:
 		if tx.lastSeq > 0 && (tx.idx.last.End != tx.size || hex.EncodeToString(tx.idx.last.LineHash[:]) != tx.lastHash[:32]) {
 			return tx.indexErr("does not agree with the log's last record %d", tx.lastSeq)
@@ -416,7 +423,16 @@ func (tx *Tx) catchUp() error {
 	last := tx.idx.last
 	var start int64
 	prevHash := ZeroHash
-	if last.Seq > 0 {
+	base := tx.tree.header.Base
+	switch {
+	case last.Seq < base:
+		return tx.indexErr("has %d entries, fewer than the %d records before this log file", last.Seq, base)
+	case last.Seq == base && base > 0:
+		prevHash = fmt.Sprintf("%x", tx.tree.header.BasePrev)
+		if hex.EncodeToString(last.LineHash[:]) != prevHash[:32] {
+			return tx.indexErr("does not agree with the log at record %d", last.Seq)
+		}
+	case last.Seq > 0:
 		start = last.End
 		line, err := tx.lineBefore(last.End)
 		if err != nil {
@@ -679,8 +695,31 @@ func Rebuild(path string, lockTimeout time.Duration) (RebuildResult, error) {
 		return ring[seq%HeadsWindow], nil
 	}
 	fr := NewFrontier()
+	first, prev := uint64(1), ZeroHash
+	if th.Base > 0 {
+		// A rotated log's file: what comes before it is in the side files
+		// already (rotate.go), and cannot be derived from this file.
+		first, prev = th.Base+1, hex.EncodeToString(th.BasePrev[:])
+		pi, pt, err := rotatedPrefix(res.Path, res.TreePath, th)
+		if err != nil {
+			return res, err
+		}
+		idx.add(pi)
+		tree.add(pt)
+		for s := uint64(1); s <= th.Base; s++ {
+			if th.Base-s < HeadsWindow {
+				e, _ := unmarshalEntry(pi[(s-1)*EntrySize : s*EntrySize])
+				ring[s%HeadsWindow] = e
+				last = e
+			}
+		}
+		fr, err = frontierFromFile(bytes.NewReader(append(make([]byte, TreeHeaderSize), pt...)), int64(th.Base))
+		if err != nil {
+			return res, err
+		}
+	}
 	hb := make([]byte, 0, 64*32)
-	n, err := verifyEach(bufioReader(lf), func(rec *Record, line []byte, end int64) error {
+	n, err := verifyFrom(bufioReader(lf), first, prev, func(rec *Record, line []byte, end int64) error {
 		e, err := nextEntry(&last, func(l uint64) (heads, error) { return readHeads(window, l) }, rec, line, end)
 		if err != nil {
 			return err
@@ -714,6 +753,42 @@ func Rebuild(path string, lockTimeout time.Duration) (RebuildResult, error) {
 	}
 	res.TreeAppended, res.TreeReplaced = a/32, replaced
 	return res, nil
+}
+
+// rotatedPrefix is what a rotated log's side files hold of the records
+// before its file: the index entries and the tree's stored hashes.
+func rotatedPrefix(ip, tp string, th treeHeader) (idx, tree []byte, err error) {
+	bad := func(what string) error {
+		return fmt.Errorf("%s does not hold the %d records before this log file, which cannot be derived from it: copy them from the rotated files' (the log continues %d records kept elsewhere)", what, th.Base, th.Base)
+	}
+	idx = make([]byte, th.Base*EntrySize)
+	f, err := os.Open(ip)
+	if err != nil {
+		return nil, nil, bad(ip)
+	}
+	defer f.Close()
+	if _, err := f.ReadAt(idx, EntrySize); err != nil {
+		return nil, nil, bad(ip)
+	}
+	for s := uint64(1); s <= th.Base; s++ {
+		e, err := unmarshalEntry(idx[(s-1)*EntrySize : s*EntrySize])
+		if err != nil || e.Seq != s {
+			return nil, nil, bad(ip)
+		}
+		if s == th.Base && !bytes.Equal(e.LineHash[:], th.BasePrev[:16]) {
+			return nil, nil, bad(ip)
+		}
+	}
+	tree = make([]byte, tlog.StoredHashCount(int64(th.Base))*tlog.HashSize)
+	g, err := os.Open(tp)
+	if err != nil {
+		return nil, nil, bad(tp)
+	}
+	defer g.Close()
+	if _, err := g.ReadAt(tree, TreeHeaderSize); err != nil {
+		return nil, nil, bad(tp)
+	}
+	return idx, tree, nil
 }
 
 // readTreeHeader is the header of the tree file at tp, the zero one when

@@ -190,6 +190,8 @@ var Commands = []Spec{
 		Desc: "writes a new Ed25519 note key for the log's checkpoints (golang.org/x/mod/sumdb/note) to --out and prints its verifier key (NAME+HASH+KEY), which witnesses, mirrors and users check checkpoints and proofs with."},
 	{Name: "audit", Sub: "checkpoint", Config: true,
 		Desc: "prints the audit log's latest signed checkpoint, as the remote checkpoint command does, without a record."},
+	{Name: "audit", Sub: "rotate", Config: true,
+		Desc: "starts a new audit log file whose first record chains to the old file's last (seq, prev and the tree continue): waits (at most 60 s) until no request has the log open, new ones waiting meanwhile, renames the log and its side files to PATH.FIRST-LAST (.idx, .tree), puts an empty log with the side files carried over in its place, with the old owner, mode and append-only attribute (run it as root); prints ok: and the names. audit verify takes the files in order."},
 	{Name: "sandbox", Sub: "check", Config: true,
 		Desc: "prints what the sandbox can enforce on this kernel; exits 0 when the configured [sandbox] mode can be met."},
 	{Name: "piv", Sub: "setup", Config: true,

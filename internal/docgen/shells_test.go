@@ -85,7 +85,7 @@ func TestBashCompletion(t *testing.T) {
 		{[]string{"signstar", "--config", "/nonexistent.toml", "sign", "--profile", ""}, nil},
 		{[]string{"signstar", "sign", "--"}, []string{"--armor", "--tar", "--profile", "--expect"}},
 		{[]string{"signstar", "audit", ""}, auditSubs()},
-		{[]string{"signstar", "audit", "r"}, []string{"rebuild"}},
+		{[]string{"signstar", "audit", "reb"}, []string{"rebuild"}},
 		{[]string{"signstar", "sandbox", ""}, []string{"check"}},
 		{[]string{"signstar", "keygen", "--algo", ""}, []string{"ed25519", "rsa3072", "rsa4096"}},
 		{[]string{"signstar", "piv", "setup", "--gen"}, []string{"--generate"}},
