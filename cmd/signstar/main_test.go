@@ -2,7 +2,12 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -71,6 +76,8 @@ func TestScripts(t *testing.T) {
 			"chown":        cmdChown,
 			"mkfifo":       cmdMkfifo,
 			"sticky":       cmdSticky,
+			"sshauth":      cmdSSHAuth,
+			"exitis":       cmdExitIs,
 		},
 	})
 }
@@ -211,7 +218,7 @@ func cmdPty(ts *testscript.TestScript, neg bool, args []string) {
 
 func envList(ts *testscript.TestScript) []string {
 	var env []string
-	for _, k := range []string{"PATH", "HOME", "TMPDIR", "SSH_CONNECTION", "SSH_ORIGINAL_COMMAND", "SSH_CLIENT"} {
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "SSH_CONNECTION", "SSH_ORIGINAL_COMMAND", "SSH_CLIENT", "SSH_USER_AUTH"} {
 		if v := ts.Getenv(k); v != "" {
 			env = append(env, k+"="+v)
 		}
@@ -495,3 +502,71 @@ func cmdSticky(ts *testscript.TestScript, neg bool, args []string) {
 
 // testUser names the user the tests run as, for configs' users.
 func testUser() string { return request.CurrentCaller(func(string) string { return "" }).User }
+
+// sshauth NAME: write an ExposeAuthInfo file as sshd does
+// (/tmp/sshauth.XXXXXXXXXXXXXXX, mode 0600, "publickey ssh-ed25519 KEY")
+// for a new random Ed25519 key, set $NAME to its path and $NAME_FP to the
+// key's fingerprint (as ssh-keygen -lf prints it), and remove the file when
+// the script ends. With SSH_USER_AUTH=$NAME a local signstar is that key's
+// caller, as one started by sshd would be.
+func cmdSSHAuth(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sshauth NAME")
+	}
+	pub := make([]byte, 32)
+	_, err := rand.Read(pub)
+	ts.Check(err)
+	var blob []byte
+	for _, f := range [][]byte{[]byte("ssh-ed25519"), pub} {
+		blob = binary.BigEndian.AppendUint32(blob, uint32(len(f)))
+		blob = append(blob, f...)
+	}
+	const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	name := make([]byte, 15)
+	_, err = rand.Read(name)
+	ts.Check(err)
+	for i := range name {
+		name[i] = alnum[int(name[i])%len(alnum)]
+	}
+	path := "/tmp/sshauth." + string(name)
+	ts.Check(os.WriteFile(path, []byte("publickey ssh-ed25519 "+base64.StdEncoding.EncodeToString(blob)+"\n"), 0o600))
+	ts.Defer(func() { os.Remove(path) })
+	sum := sha256.Sum256(blob)
+	ts.Setenv(args[0], path)
+	ts.Setenv(args[0]+"_FP", "SHA256:"+base64.RawStdEncoding.EncodeToString(sum[:]))
+}
+
+// exitis CODE STDIN PROG ARGS...: run PROG with STDIN and the script's
+// environment, and fail unless it exits CODE; its stdout and stderr go to
+// the files exitis.stdout and exitis.stderr, for grep.
+func cmdExitIs(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 3 {
+		ts.Fatalf("usage: exitis CODE STDIN PROG ARGS...")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	in, err := os.Open(ts.MkAbs(args[1]))
+	ts.Check(err)
+	defer in.Close()
+	path, err := exec.LookPath(args[2])
+	ts.Check(err)
+	cmd := exec.Command(path, args[3:]...)
+	cmd.Dir = ts.MkAbs(".")
+	cmd.Env = envList(ts)
+	cmd.Stdin = in
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else {
+		ts.Check(err)
+	}
+	ts.Check(os.WriteFile(ts.MkAbs("exitis.stdout"), stdout.Bytes(), 0o644))
+	ts.Check(os.WriteFile(ts.MkAbs("exitis.stderr"), stderr.Bytes(), 0o644))
+	if code != want {
+		ts.Fatalf("%s exited %d, want %d; stderr: %s", args[2], code, want, stderr.String())
+	}
+}

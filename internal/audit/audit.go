@@ -34,6 +34,9 @@ const (
 	Signed  = "signed"
 	Refused = "refused"
 	Failed  = "failed"
+	// Vote is a builder's vote for the bytes it sent, in a quorum profile:
+	// recorded, not signed, not refused.
+	Vote = "vote"
 )
 
 // ZeroHash is the prev of the first record.
@@ -64,6 +67,10 @@ type Record struct {
 	Size      int64  `json:"size"`
 	Digest    string `json:"digest"`
 	Kind      string `json:"kind"`
+	// Voter is the entry of the profile's voters that the caller is, on a
+	// vote and on the signature that met a quorum; absent otherwise, so
+	// that records without it keep their bytes.
+	Voter     string `json:"voter,omitempty"`
 	Key       string `json:"key"`
 	Signature string `json:"signature"`
 	Sandbox   string `json:"sandbox"`
@@ -94,6 +101,9 @@ func (r *Record) Marshal() ([]byte, error) {
 	b = strconv.AppendInt(b, r.Size, 10)
 	b = appendField(b, "digest", r.Digest)
 	b = appendField(b, "kind", r.Kind)
+	if r.Voter != "" {
+		b = appendField(b, "voter", r.Voter)
+	}
 	b = appendField(b, "key", r.Key)
 	b = appendField(b, "signature", r.Signature)
 	b = appendField(b, "sandbox", r.Sandbox)

@@ -29,9 +29,11 @@ import (
 // entry s at offset s*EntrySize (entry 0 is the header), each with the
 // record's time, outcome, profile, client and digest, and pointers (by
 // seq) to the previous signed record, the previous signed record of the
-// same profile and the previous record that was not signed. A walk along
-// those pointers skips every record it does not ask about, so a rate check
-// reads its N entries whatever the log holds.
+// same profile, the previous refused or failed record and the previous
+// vote (a record with a voter: a quorum profile's vote, or the signature
+// that met its quorum). A walk along those pointers skips every record it
+// does not ask about, so a rate check reads its N entries, and a quorum
+// check one entry per vote in its window, whatever the log holds.
 //
 // The log stays the truth; the index is derived from it and is checked
 // against it whenever the log is locked: its last entry must name the
@@ -40,7 +42,7 @@ import (
 // fsynced) is caught up from the log's last lines, at most maxCatchUp of
 // them; one that is missing, torn, ahead or disagrees stops all requests
 // until `signstar audit rebuild` rewrites it from the log. Later side files
-// (quorum votes, a transparency tree) follow the same rule: append-only,
+// (a transparency tree) follow the same rule: append-only,
 // fixed-size, derived, checked at lock time, rebuilt by the same command.
 //
 // It is append-only like the log: written through an O_WRONLY|O_APPEND
@@ -56,7 +58,9 @@ var maxCatchUp uint64 = 1024
 // indexMagic opens the header.
 const indexMagic = "signstar audit index\n"
 
-const indexVersion = 1
+// indexVersion 2 added votes (the vote outcome, the Vote flag and
+// PrevVote); a version 1 index is rebuilt with `signstar audit rebuild`.
+const indexVersion = 2
 
 // IndexPath is the index file of the log at logPath.
 func IndexPath(logPath string) string { return logPath + ".idx" }
@@ -94,6 +98,13 @@ const (
 	codeSigned  = 1
 	codeRefused = 2
 	codeFailed  = 3
+	codeVote    = 4
+)
+
+// Entry flags (byte 89).
+const (
+	flagHeadsComplete = 1 << 0
+	flagVote          = 1 << 1
 )
 
 // Entry is one record's line in the index.
@@ -107,10 +118,14 @@ type Entry struct {
 	Digest   [8]byte // the first 8 bytes of the record's digest, 0 if none
 	Outcome  string
 	// PrevSigned is the seq of the newest signed record before this one,
-	// PrevNonSigned of the newest record before this one that was not
-	// signed, PrevSignedSame of the newest signed record of this record's
-	// profile before it; 0 when there is none.
-	PrevSigned, PrevNonSigned, PrevSignedSame uint64
+	// PrevNonSigned of the newest refused or failed record before this
+	// one, PrevSignedSame of the newest signed record of this record's
+	// profile before it, PrevVote of the newest vote (IsVote) before it;
+	// 0 when there is none.
+	PrevSigned, PrevNonSigned, PrevSignedSame, PrevVote uint64
+	// IsVote says the record has a voter: a vote, or the signature that
+	// met a quorum (which is its requester's vote too).
+	IsVote bool
 	// Carried is the newest signature (at or before this record) of one
 	// profile, chosen so that every profile that ever signed is named,
 	// by a signature or a carried head, in every HeadsWindow consecutive
@@ -128,6 +143,10 @@ const HeadsWindow = 256
 
 // Signed reports whether the entry's record is a signature.
 func (e *Entry) Signed() bool { return e.Outcome == Signed }
+
+// RefusedOrFailed reports whether the entry's record is a refusal or a
+// failure (what the refusal throttle counts; a vote is neither).
+func (e *Entry) RefusedOrFailed() bool { return e.Outcome == Refused || e.Outcome == Failed }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -149,15 +168,21 @@ func (e *Entry) marshal() []byte {
 		b[88] = codeSigned
 	case Refused:
 		b[88] = codeRefused
+	case Vote:
+		b[88] = codeVote
 	default:
 		b[88] = codeFailed
 	}
 	if e.HeadsComplete {
-		b[89] = 1
+		b[89] |= flagHeadsComplete
+	}
+	if e.IsVote {
+		b[89] |= flagVote
 	}
 	copy(b[96:104], e.CarriedProfile[:])
 	le.PutUint64(b[104:], e.CarriedHead)
-	// 90..95 and 112..123 reserved for the quorum and transparency issues.
+	le.PutUint64(b[112:], e.PrevVote)
+	// 90..95 and 120..123 are free.
 	le.PutUint32(b[124:], crc32.Checksum(b[:124], crcTable))
 	return b
 }
@@ -178,12 +203,14 @@ func unmarshalEntry(b []byte) (Entry, error) {
 	e.PrevSigned = le.Uint64(b[64:])
 	e.PrevNonSigned = le.Uint64(b[72:])
 	e.PrevSignedSame = le.Uint64(b[80:])
-	if b[89] > 1 {
+	if b[89]&^(flagHeadsComplete|flagVote) != 0 {
 		return e, fmt.Errorf("entry flags %#x are not known", b[89])
 	}
-	e.HeadsComplete = b[89] == 1
+	e.HeadsComplete = b[89]&flagHeadsComplete != 0
+	e.IsVote = b[89]&flagVote != 0
 	copy(e.CarriedProfile[:], b[96:104])
 	e.CarriedHead = le.Uint64(b[104:])
+	e.PrevVote = le.Uint64(b[112:])
 	switch b[88] {
 	case codeSigned:
 		e.Outcome = Signed
@@ -191,6 +218,8 @@ func unmarshalEntry(b []byte) (Entry, error) {
 		e.Outcome = Refused
 	case codeFailed:
 		e.Outcome = Failed
+	case codeVote:
+		e.Outcome = Vote
 	default:
 		return e, fmt.Errorf("entry outcome %d is not known", b[88])
 	}
@@ -217,6 +246,7 @@ func nextEntry(prev *Entry, headsAt func(last uint64) (heads, error), r *Record,
 		Profile: ProfileID(r.Profile),
 		Client:  ClientID(r.Client),
 		Outcome: r.Outcome,
+		IsVote:  r.Voter != "",
 	}
 	t, err := time.Parse(TimeFormat, r.Time)
 	if err != nil {
@@ -231,11 +261,14 @@ func nextEntry(prev *Entry, headsAt func(last uint64) (heads, error), r *Record,
 		}
 	}
 	if prev.Seq != 0 {
-		e.PrevSigned, e.PrevNonSigned = prev.PrevSigned, prev.PrevNonSigned
+		e.PrevSigned, e.PrevNonSigned, e.PrevVote = prev.PrevSigned, prev.PrevNonSigned, prev.PrevVote
 		if prev.Signed() {
 			e.PrevSigned = prev.Seq
-		} else {
+		} else if prev.RefusedOrFailed() {
 			e.PrevNonSigned = prev.Seq
+		}
+		if prev.IsVote {
+			e.PrevVote = prev.Seq
 		}
 	}
 	hd, err := headsAt(prev.Seq)
@@ -350,6 +383,7 @@ type indexState struct {
 	tailStart, cacheStart uint64
 	tail, cache           []byte
 	read                  int // entries asked of Entry, for tests and benchmarks
+	recordsRead           int // records read by RecordOf, likewise
 	hd                    heads
 	hdAt                  uint64 // the last entry hd was read up to
 }
@@ -549,6 +583,32 @@ func (tx *Tx) readEntries(first, last uint64) ([]byte, error) {
 	}
 	return buf, nil
 }
+
+// RecordOf reads the record of entry e from the log, for the fields the
+// index does not hold (a vote's full digest and voter). The line must be
+// the one the entry names (its hash), else the index is damaged.
+func (tx *Tx) RecordOf(e Entry) (*Record, error) {
+	if e.Seq == 0 || e.Seq > tx.lastSeq || e.End > tx.size {
+		return nil, tx.indexErr("entry %d names no record of the log", e.Seq)
+	}
+	line, err := tx.lineBefore(e.End)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.Sum256(line)
+	if !bytes.Equal(h[:16], e.LineHash[:]) {
+		return nil, tx.indexErr("entry %d does not agree with the log", e.Seq)
+	}
+	var r Record
+	if err := json.Unmarshal(line, &r); err != nil || r.Seq != e.Seq {
+		return nil, tx.indexErr("entry %d does not agree with the log", e.Seq)
+	}
+	tx.idx.recordsRead++
+	return &r, nil
+}
+
+// RecordsRead is how many records RecordOf read in this transaction.
+func (tx *Tx) RecordsRead() int { return tx.idx.recordsRead }
 
 // EntriesRead is how many entries Entry was asked for in this transaction.
 func (tx *Tx) EntriesRead() int { return tx.idx.read }

@@ -289,6 +289,9 @@ func FuzzIndex(f *testing.F) {
 		if i%2 == 0 {
 			r.Outcome, r.Client = Failed, "2001:db8::1"
 		}
+		if i == 5 {
+			r.Outcome, r.Voter, r.Digest = Vote, "builder", "sha256:"+strings.Repeat("ab", 32)
+		}
 		if err := l.Append(r); err != nil {
 			f.Fatal(err)
 		}

@@ -26,7 +26,7 @@ var awkward = []string{
 func TestMarshalMatchesJSON(t *testing.T) {
 	for i, s := range awkward {
 		r := &Record{Seq: uint64(i) + 1, Time: s, User: s, SSHKey: s, Client: s, Command: s, Profile: s,
-			Outcome: s, Reason: s, Name: s, Size: int64(i) - 3, Digest: s, Kind: s, Key: s, Signature: s, Sandbox: s, Prev: s}
+			Outcome: s, Reason: s, Name: s, Size: int64(i) - 3, Digest: s, Kind: s, Voter: s, Key: s, Signature: s, Sandbox: s, Prev: s}
 		got, _ := r.Marshal()
 		if want := stdMarshal(t, r); !bytes.Equal(got, want) {
 			t.Errorf("%q:\n got %s\nwant %s", s, got, want)

@@ -134,11 +134,15 @@ func parseLine(line []byte) (*Record, error) {
 			return nil, err
 		}
 	case Refused, Failed:
-		if r.Reason == "" || r.Signature != "" {
-			return nil, errors.New(r.Outcome + " record without a reason, or with a signature")
+		if r.Reason == "" || r.Signature != "" || r.Voter != "" {
+			return nil, errors.New(r.Outcome + " record without a reason, or with a signature or a voter")
+		}
+	case Vote:
+		if r.Reason == "" || r.Signature != "" || r.Voter == "" || r.Digest == "" || r.Profile == "" {
+			return nil, errors.New("vote record without a reason, voter, digest or profile, or with a signature")
 		}
 	default:
-		return nil, fmt.Errorf("outcome %q is not signed, refused or failed", r.Outcome)
+		return nil, fmt.Errorf("outcome %q is not signed, refused, failed or vote", r.Outcome)
 	}
 	if len(r.Prev) != 64 {
 		return nil, errors.New("prev is not a SHA-256")

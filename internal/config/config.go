@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -75,9 +76,15 @@ type Profile struct {
 	MaxFilesValue  *int     `toml:"max_files"`
 	Users          []string `toml:"users"`
 	SSHKeys        []string `toml:"ssh_keys"`
-	GPGAgent       GPGAgent `toml:"gpg_agent"`
-	PIV            PIV      `toml:"piv"`
-	TPM            TPM      `toml:"tpm"`
+	// Quorum, Voters, QuorumWindowText and Publishers make a quorum
+	// profile (quorum.go).
+	Quorum           int      `toml:"quorum"`
+	Voters           []string `toml:"voters"`
+	QuorumWindowText string   `toml:"quorum_window"`
+	Publishers       []string `toml:"publishers"`
+	GPGAgent         GPGAgent `toml:"gpg_agent"`
+	PIV              PIV      `toml:"piv"`
+	TPM              TPM      `toml:"tpm"`
 
 	// HashFunc is hash, parsed.
 	HashFunc crypto.Hash `toml:"-"`
@@ -87,6 +94,8 @@ type Profile struct {
 	Rate *policy.Rate `toml:"-"`
 	// MaxFiles is max_files, or its default.
 	MaxFiles int `toml:"-"`
+	// QuorumWindow is quorum_window, parsed; 0 without a quorum.
+	QuorumWindow time.Duration `toml:"-"`
 }
 
 // GPGAgent is [profile.gpg_agent].
@@ -386,6 +395,9 @@ func (p *Profile) check(loc *locator, i int) error {
 		if !validSSHKey(k) {
 			return e("ssh_keys", fmt.Sprintf("%q is not an SSH key fingerprint: use the SHA256:... form of ssh-keygen -lf", k))
 		}
+	}
+	if err := p.checkQuorum(e); err != nil {
+		return err
 	}
 	switch p.Backend {
 	case BackendKeyfile:

@@ -265,7 +265,12 @@ Failed: backend, key, audit log or internal error; for
 .Cm doctor ,
 findings.
 .It 2
-Refused: usage, unknown command, policy (size, kind, rate, profile, digest mismatch).
+Refused: usage, unknown command, policy (size, kind, rate, profile, digest mismatch,
+a quorum not met for a publisher, a caller that is no voter).
+.It 3
+Vote recorded: in a quorum profile, the bytes do not have their quorum of voters yet;
+nothing is signed.
+Send the same bytes again once the other voters have.
 .El
 .Pp
 On every non-zero exit standard output is empty and standard error holds lines beginning

@@ -32,7 +32,7 @@ var (
 // RefusalWait is how long a refusal or failure of client (the record's
 // client field; "" for a local request) must wait before it is appended,
 // from tx's index: 0 when it may be appended now. It walks back the chain of
-// records that were not signatures (audit.Entry.PrevNonSigned), at most
+// refused and failed records (audit.Entry.PrevNonSigned), at most
 // RefusalsInWindow entries. why says what held it back.
 func RefusalWait(tx *audit.Tx, client string, now time.Time) (wait time.Duration, why string, err error) {
 	if client == "" {
@@ -43,7 +43,7 @@ func RefusalWait(tx *audit.Tx, client string, now time.Time) (wait time.Duration
 		return 0, "", nil
 	}
 	seq := last.Seq
-	if last.Signed() {
+	if !last.RefusedOrFailed() {
 		seq = last.PrevNonSigned
 	}
 	cid := audit.ClientID(client)

@@ -13,8 +13,9 @@
 //	receive   the request shape's own step: for `sign`, stdin streamed
 //	          through one hash pass, the kind sniffer and --expect's hash;
 //	          for `sign --tar` (tar.go), each member of the archive so
-//	decide    --expect, the profile's kinds, its rate (the log's lock is
-//	          taken here and held to the append)
+//	decide    --expect, the profile's kinds, its quorum (quorum.go: a
+//	          voter's request short of it ends as a vote), its rate (the
+//	          log's lock is taken here and held to the append)
 //	commit    sign and self-verify, check the client is still there,
 //	          append the signed record, then release the signature
 //

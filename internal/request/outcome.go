@@ -37,8 +37,19 @@ const (
 	RefusedRecord
 	// RefusedArchive: a `sign --tar` archive that is not a plain tar of
 	// regular files (a link, a directory, an absolute name, a duplicate,
-	// a truncated archive, trailing data, more than max_files members).
+	// a truncated archive, trailing data, more than max_files members), or
+	// one sent to a quorum profile, whose votes are one artifact each.
 	RefusedArchive
+	// RefusedQuorum: a publisher asked for bytes that have too few votes
+	// in the quorum profile's window.
+	RefusedQuorum
+	// RefusedVoter: the caller may use the quorum profile but is neither
+	// one of its voters nor one of its publishers.
+	RefusedVoter
+
+	// Voted: a voter's request in a quorum profile that does not meet the
+	// quorum yet; the vote is audited, nothing is signed.
+	Voted
 
 	// FailedProfile: the profile cannot sign as configured (its hash does
 	// not suit its key).
@@ -56,7 +67,8 @@ const (
 	// FailedClientGone: the client went away before the signature could
 	// reach it; nothing is released.
 	FailedClientGone
-	// FailedRateLog: the log could not be read to count the rate.
+	// FailedRateLog: the log could not be read to count the rate or the
+	// votes.
 	FailedRateLog
 	// FailedSign: the backend did not sign, or its signature does not
 	// verify.
@@ -91,6 +103,9 @@ const (
 	Failure
 	// Unaudited: a failure that could not even be recorded.
 	Unaudited
+	// Notice: the request was recorded, neither done nor refused (a
+	// vote); the line says what is awaited.
+	Notice
 )
 
 // Exit codes of the contract (docs/CONTRACT.md, "Exit codes").
@@ -98,6 +113,8 @@ const (
 	ExitOK      = 0
 	ExitFailed  = 1
 	ExitRefused = 2
+	// ExitVote: a vote was recorded; no signature yet.
+	ExitVote = 3
 )
 
 // Row is one line of the outcome table.
@@ -126,6 +143,10 @@ var Table = [numOutcomes]Row{
 	RefusedRate:     {audit.Refused, ExitRefused, Refusal},
 	RefusedRecord:   {audit.Refused, ExitRefused, Refusal},
 	RefusedArchive:  {audit.Refused, ExitRefused, Refusal},
+	RefusedQuorum:   {audit.Refused, ExitRefused, Refusal},
+	RefusedVoter:    {audit.Refused, ExitRefused, Refusal},
+
+	Voted: {audit.Vote, ExitVote, Notice},
 
 	FailedProfile:     {audit.Failed, ExitFailed, Failure},
 	FailedBackend:     {audit.Failed, ExitFailed, Failure},
@@ -146,6 +167,7 @@ var Table = [numOutcomes]Row{
 var outcomeNames = [numOutcomes]string{
 	"Signed", "Served",
 	"RefusedCommand", "RefusedTerminal", "RefusedProfile", "RefusedTooLarge", "RefusedDigest", "RefusedKind", "RefusedRate", "RefusedRecord", "RefusedArchive",
+	"RefusedQuorum", "RefusedVoter", "Voted",
 	"FailedProfile", "FailedBackend", "FailedSandbox", "FailedUpload", "FailedInterrupted", "FailedIdle", "FailedClientGone",
 	"FailedRateLog", "FailedSign", "FailedCertificate", "FailedOutput", "FailedInternal", "FailedCheckpoint", "FailedLog",
 }

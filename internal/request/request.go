@@ -84,8 +84,12 @@ type session struct {
 	size    int64
 	digest  string
 	kind    string
-	// tx holds the log's lock from the rate count to the append, so two
-	// signers cannot both take the last slot.
+	// voter is the caller's entry of a quorum profile's voters, for the
+	// record of its vote or of the signature its vote gave.
+	voter string
+	// tx holds the log's lock from the rate or vote count to the append,
+	// so two signers cannot both take the last slot, and two last votes
+	// give one signature.
 	tx     *audit.Tx
 	upload *uploadReader
 	// batch is the archive of `sign --tar`, nil for one artifact.
@@ -139,6 +143,9 @@ func (s *session) record(o Outcome, reason, signature string, t time.Time) *audi
 	if s.profile != nil {
 		rec.Profile = s.profile.Name
 	}
+	if o == Voted || o == Signed {
+		rec.Voter = s.voter
+	}
 	if s.key != nil && s.key.Public != nil {
 		rec.Key = backend.Fingerprint(s.key.Public)
 	}
@@ -166,7 +173,11 @@ func (s *session) finish(st *stop) Result {
 	if s.batch != nil {
 		recs = s.batchRecords(st, msg)
 	}
-	if err := s.appendRefusals(recs); err != nil {
+	appendRecs := s.appendRefusals
+	if st.outcome == Voted {
+		appendRecs = s.appendVotes
+	}
+	if err := appendRecs(recs); err != nil {
 		res.Exit = ExitFailed
 		res.Message = msg + "; and the audit record could not be written: " + oneLine(err.Error())
 	}
@@ -367,8 +378,9 @@ func (s *session) receiveStdin(expect *command.Expect) (*artifact, *stop) {
 }
 
 // decide is the phase that may refuse what was received: --expect, the
-// kind, the rate. With a rate the log's lock is taken here and held until
-// the record is appended.
+// kind, the quorum (which may end the request with a vote), the rate. With
+// a quorum or a rate the log's lock is taken here and held until the
+// record is appended.
 func (s *session) decide(a *artifact) *stop {
 	p := s.profile
 	if a.expect != nil && subtle.ConstantTimeCompare(a.got, a.expect.Digest) != 1 {
@@ -377,9 +389,9 @@ func (s *session) decide(a *artifact) *stop {
 	if err := policy.CheckKind(p.Name, p.Kinds, a.kind, a.note); err != nil {
 		return halt(RefusedKind, err.Error())
 	}
-	// Without a rate the lock is taken for the append only, and signers do
-	// not queue behind each other's (RSA, agent, card) signing.
-	if p.Rate == nil {
+	// Without a rate or quorum the lock is taken for the append only, and
+	// signers do not queue behind each other's (RSA, agent, card) signing.
+	if p.Rate == nil && !p.IsQuorum() {
 		return nil
 	}
 	tx, err := s.Log.Lock()
@@ -387,6 +399,14 @@ func (s *session) decide(a *artifact) *stop {
 		return halt(FailedLog, err.Error())
 	}
 	s.tx = tx
+	if p.IsQuorum() {
+		if st := s.quorum(); st != nil {
+			return st
+		}
+	}
+	if p.Rate == nil {
+		return nil
+	}
 	if err := policy.CheckRate(tx, p.Name, p.Rate, s.Now()); err != nil {
 		var re *policy.RateError
 		if errors.As(err, &re) {

@@ -185,7 +185,7 @@ func sign(extra ...string) *command.Request {
 func TestTableComplete(t *testing.T) {
 	for _, o := range Outcomes() {
 		row := Table[o]
-		want := map[string]int{audit.Signed: ExitOK, audit.Refused: ExitRefused, audit.Failed: ExitFailed}[row.Audit]
+		want := map[string]int{audit.Signed: ExitOK, audit.Refused: ExitRefused, audit.Failed: ExitFailed, audit.Vote: ExitVote}[row.Audit]
 		switch {
 		case o == Served:
 			want = ExitOK
@@ -274,6 +274,37 @@ var rowTests = map[Outcome]func(t *testing.T){
 		f := newFixture(t, "ed25519")
 		f.input(archive(t, file{name: "a", data: []byte("a")}, file{name: "b", typ: '2'}))
 		f.check(f.rq.Sign(sign("--tar")), RefusedArchive, `refused archive: member "b": a symbolic link`)
+	},
+	RefusedQuorum: func(t *testing.T) {
+		f := newQuorumFixture(t)
+		f.as(keyA).check(f.rq.Sign(sign()), Voted, "1 of 2 votes")
+		f.as(keyP).check(f.rq.Sign(sign()), RefusedQuorum, "quorum not met for sha256:")
+		r := f.as(keyP).check(f.rq.Sign(sign()), RefusedQuorum, "1 of 2 votes within quorum_window 1h; send it again once 1 more voter(s)")
+		if r.Voter != "" || r.Digest == "" {
+			t.Errorf("record %+v", r)
+		}
+	},
+	RefusedVoter: func(t *testing.T) {
+		f := newQuorumFixture(t)
+		f.as(keyA).check(f.rq.Sign(sign()), Voted, "1 of 2 votes")
+		r := f.as(keyX).check(f.rq.Sign(sign()), RefusedVoter, "with SSH key "+keyX+" is neither a voter nor a publisher of quorum profile repo, so its request is not counted: sha256:")
+		if !strings.HasSuffix(r.Reason, "has 1 of 2 votes within quorum_window 1h") || r.Voter != "" {
+			t.Errorf("record %+v", r)
+		}
+		// Still one vote: the refusal counted for nothing.
+		f.as(keyP).check(f.rq.Sign(sign()), RefusedQuorum, "1 of 2 votes")
+	},
+	Voted: func(t *testing.T) {
+		f := newQuorumFixture(t)
+		r := f.as(keyA).check(f.rq.Sign(sign()), Voted, "vote recorded for sha256:")
+		if r.Voter != keyA || r.Signature != "" || r.Digest == "" || r.Kind != "" || r.Profile != "repo" {
+			t.Errorf("record %+v", r)
+		}
+		// A repeat is recorded, and not counted twice.
+		r = f.as(keyA).check(f.rq.Sign(sign()), Voted, "1 of 2 votes within quorum_window 1h (this voter's earlier vote is counted once)")
+		if r.Voter != keyA {
+			t.Errorf("record %+v", r)
+		}
 	},
 	FailedProfile: func(t *testing.T) {
 		f := newFixture(t, "p384")

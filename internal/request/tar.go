@@ -88,6 +88,9 @@ func memberMessage(m *member, msg string) string {
 
 // signTar runs the phases after the lock-down for an archive.
 func (s *session) signTar(c *command.Request) *stop {
+	if p := s.profile; p.IsQuorum() {
+		return halt(RefusedArchive, fmt.Sprintf("profile %s is a quorum profile, whose votes are one artifact each: send each file with sign, not sign --tar", p.Name))
+	}
 	b := &batch{stream: s.hash.New()}
 	if c.Expect != nil && c.Expect.Hash != s.hash {
 		b.expect = c.Expect.Hash.New()

@@ -1,0 +1,131 @@
+package policy
+
+import (
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/signstar/signstar/internal/audit"
+)
+
+// Tally is what the log says of one digest in a quorum profile: the
+// distinct voters whose votes are within the window, and how many votes
+// for it were left out for being older.
+type Tally struct {
+	// Voters are the distinct voters within the window, oldest vote first.
+	Voters []string
+	// Older counts votes for the digest older than the window (read back
+	// as far as ScanSlack past it).
+	Older int
+}
+
+// Has reports whether voter is among the tally's voters.
+func (t *Tally) Has(voter string) bool { return slices.Contains(t.Voters, voter) }
+
+// With is the number of distinct voters once voter ("" for none) is
+// counted too.
+func (t *Tally) With(voter string) int {
+	if voter == "" || t.Has(voter) {
+		return len(t.Voters)
+	}
+	return len(t.Voters) + 1
+}
+
+// Count says n of quorum votes within window, and the older ones left
+// out, for messages: "1 of 2 votes within quorum_window 1h".
+func (t *Tally) Count(n, quorum int, window string) string {
+	s := fmt.Sprintf("%d of %d votes within quorum_window %s", n, quorum, window)
+	if t.Older > 0 {
+		s += fmt.Sprintf(" (%d older not counted)", t.Older)
+	}
+	return s
+}
+
+// CountVotes tallies the votes of profile for digest ("sha256:HEX", as in
+// the record) newer than now minus window, from tx's index: it walks the
+// chain of votes (audit.Entry.PrevVote), newest first, reading one entry
+// per vote of any quorum profile within the window and ScanSlack, and the
+// log's line only of a vote whose profile and digest prefix match (the
+// index holds 8 bytes of the digest; the record holds all of it, and the
+// voter). Refusals, failures and plain signatures are never read, however
+// many the log holds.
+//
+// The caller must keep tx locked until its own record is appended: that is
+// what makes two concurrent last votes give one signature, not two or
+// none.
+func CountVotes(tx *audit.Tx, profile, digest string, window time.Duration, now time.Time) (*Tally, error) {
+	start := now.Add(-window).UnixMicro()
+	stop := now.Add(-window).Add(-ScanSlack).UnixMicro()
+	pid := audit.ProfileID(profile)
+	var prefix [8]byte
+	if _, h, ok := strings.Cut(digest, ":"); ok {
+		if d, err := hex.DecodeString(h); err == nil {
+			copy(prefix[:], d)
+		}
+	}
+	t := &Tally{}
+	last, ok := tx.LastEntry()
+	if !ok {
+		return t, nil
+	}
+	seq := last.PrevVote
+	if last.IsVote {
+		seq = last.Seq
+	}
+	var voters []string // newest first
+	for seq != 0 {
+		e, err := tx.Entry(seq)
+		if err != nil {
+			return nil, err
+		}
+		if e.Time < stop {
+			break
+		}
+		seq = e.PrevVote
+		if e.Profile != pid || e.Digest != prefix {
+			continue
+		}
+		r, err := tx.RecordOf(e)
+		if err != nil {
+			return nil, err
+		}
+		if r.Profile != profile || r.Digest != digest || r.Voter == "" {
+			continue
+		}
+		if e.Time <= start {
+			t.Older++
+			continue
+		}
+		if !slices.Contains(voters, r.Voter) {
+			voters = append(voters, r.Voter)
+		}
+	}
+	slices.Reverse(voters)
+	t.Voters = voters
+	return t, nil
+}
+
+var windowRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]{1,9})(s|m|h|d)$`) })
+
+// ParseWindow reads a quorum window: a count and a unit s, m, h or d
+// ("90m", "2h", "1d").
+func ParseWindow(s string) (time.Duration, error) {
+	m := windowRE().FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a duration: use a count and a unit s, m, h or d, such as \"2h\" or \"1d\"", s)
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	unit := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}[m[2]]
+	if n <= 0 {
+		return 0, fmt.Errorf("%q: must be more than zero", s)
+	}
+	if n > int64(10*365*24*time.Hour/unit) {
+		return 0, fmt.Errorf("%q is longer than ten years", s)
+	}
+	return time.Duration(n) * unit, nil
+}
