@@ -19,8 +19,8 @@ import (
 type Tally struct {
 	// Voters are the distinct voters within the window, oldest vote first.
 	Voters []string
-	// Older counts votes for the digest older than the window (read back
-	// as far as ScanSlack past it).
+	// Older counts votes for the digest older than the window among the
+	// OlderLook votes (of any digest) just before it.
 	Older int
 }
 
@@ -49,18 +49,24 @@ func (t *Tally) Count(n, quorum int, window string) string {
 // CountVotes tallies the votes of profile for digest ("sha256:HEX", as in
 // the record) newer than now minus window, from tx's index: it walks the
 // chain of votes (audit.Entry.PrevVote), newest first, reading one entry
-// per vote of any quorum profile within the window and ScanSlack, and the
-// log's line only of a vote whose profile and digest prefix match (the
-// index holds 8 bytes of the digest; the record holds all of it, and the
-// voter). Refusals, failures and plain signatures are never read, however
-// many the log holds.
+// per vote of any quorum profile within the window and at most OlderLook
+// past it (for the count of older votes), and the log's line only of a
+// vote whose profile and digest prefix match (the index holds 8 bytes of
+// the digest; the record holds all of it, and the voter). Refusals,
+// failures and plain signatures are never read, however many the log
+// holds.
+//
+// Unlike the rate's count it needs no ScanSlack: every record with a voter
+// takes its time under the log's lock (a vote's when it is appended, a
+// signature's when it is made, the lock held since the count), so times
+// fall along the chain. A clock stepped back could hide a vote from the
+// count, which can only withhold a signature, never give one.
 //
 // The caller must keep tx locked until its own record is appended: that is
 // what makes two concurrent last votes give one signature, not two or
 // none.
 func CountVotes(tx *audit.Tx, profile, digest string, window time.Duration, now time.Time) (*Tally, error) {
 	start := now.Add(-window).UnixMicro()
-	stop := now.Add(-window).Add(-ScanSlack).UnixMicro()
 	pid := audit.ProfileID(profile)
 	var prefix [8]byte
 	if _, h, ok := strings.Cut(digest, ":"); ok {
@@ -78,13 +84,17 @@ func CountVotes(tx *audit.Tx, profile, digest string, window time.Duration, now 
 		seq = last.Seq
 	}
 	var voters []string // newest first
+	past := 0           // votes read past the window
 	for seq != 0 {
 		e, err := tx.Entry(seq)
 		if err != nil {
 			return nil, err
 		}
-		if e.Time < stop {
-			break
+		if e.Time <= start {
+			if past == OlderLook {
+				break
+			}
+			past++
 		}
 		seq = e.PrevVote
 		if e.Profile != pid || e.Digest != prefix {
@@ -109,6 +119,10 @@ func CountVotes(tx *audit.Tx, profile, digest string, window time.Duration, now 
 	t.Voters = voters
 	return t, nil
 }
+
+// OlderLook is how many votes past the window CountVotes reads, to say
+// how many for the same bytes were too old.
+const OlderLook = 16
 
 var windowRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]{1,9})(s|m|h|d)$`) })
 
