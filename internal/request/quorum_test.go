@@ -222,3 +222,34 @@ func TestQuorumRefusesTar(t *testing.T) {
 		t.Errorf("record %+v", r)
 	}
 }
+
+// Votes are not refusals: a builder's many votes are never held back, and
+// do not count towards the refusals that hold a client back.
+func TestVotesNotHeldBack(t *testing.T) {
+	defer func(n int, spacing, maxWait time.Duration) {
+		policy.RefusalsPerClient, policy.RefusalSpacing, policy.MaxRefusalWait = n, spacing, maxWait
+	}(policy.RefusalsPerClient, policy.RefusalSpacing, policy.MaxRefusalWait)
+	policy.RefusalsPerClient, policy.RefusalSpacing, policy.MaxRefusalWait = 2, time.Hour, 50*time.Millisecond
+	f := newQuorumFixture(t)
+	f.rq.Now = time.Now
+	for i := 0; i < 4; i++ {
+		if res := f.as(keyA).rq.Sign(sign()); res.Outcome != Voted {
+			t.Fatalf("%+v", res)
+		}
+	}
+	if res := f.as(keyX).rq.Sign(sign()); res.Outcome != RefusedVoter {
+		t.Fatalf("%+v", res)
+	}
+	for _, r := range f.records() {
+		if strings.Contains(r.Reason, "held back") {
+			t.Errorf("record %d held back: %q", r.Seq, r.Reason)
+		}
+	}
+	// The refusals still are.
+	for i := 0; i < 2; i++ {
+		f.as(keyX).rq.Sign(sign())
+	}
+	if recs := f.records(); !strings.Contains(recs[len(recs)-1].Reason, "(held back: 2 refused or failed requests from") {
+		t.Errorf("the third refusal: %q", recs[len(recs)-1].Reason)
+	}
+}
