@@ -559,9 +559,17 @@ func (tx *Tx) Entry(seq uint64) (Entry, error) {
 			if seq > block {
 				first = seq - block + 1
 			}
-			b, err := tx.readEntries(first, seq)
-			if err != nil {
-				return Entry{}, err
+			// A walk back along a sparse chain (votes, signatures) reads
+			// a block per entry: the block's buffer is reused.
+			b := tx.idx.cache
+			if n := int(seq-first+1) * EntrySize; cap(b) >= n {
+				b = b[:n]
+			} else {
+				b = make([]byte, n)
+			}
+			tx.idx.cache = nil
+			if _, err := tx.l.ir.ReadAt(b, int64(first)*EntrySize); err != nil {
+				return Entry{}, fmt.Errorf("cannot read audit index %s: %v", tx.l.idxPath, err)
 			}
 			tx.idx.cache, tx.idx.cacheStart = b, first
 		}
