@@ -33,8 +33,9 @@ const maxStderr = 8 << 10
 type RemoteError struct {
 	// Command is the remote command.
 	Command string
-	// Exit is ssh's exit status: the enclave's (1 failed, 2 refused), or
-	// 255 when ssh itself failed; -1 when ssh was killed by a signal.
+	// Exit is ssh's exit status: the enclave's (1 failed, 2 refused, 3 a
+	// quorum profile's vote recorded, nothing signed yet), or 255 when ssh
+	// itself failed; -1 when ssh was killed by a signal.
 	Exit int
 	// Message is the last line the enclave or ssh wrote on stderr.
 	Message string
@@ -45,6 +46,8 @@ func (e *RemoteError) Error() string {
 	switch e.Exit {
 	case 2:
 		what = "the enclave refused"
+	case 3:
+		what = "the enclave recorded a vote, not signed yet,"
 	case 255:
 		what = "ssh failed"
 	case -1:
