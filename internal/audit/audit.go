@@ -63,10 +63,10 @@ type Record struct {
 	// Name is the member of a `sign --tar` archive the record is about;
 	// "" (and left out of the line) for a single artifact, and for a
 	// record about the archive as a whole.
-	Name      string `json:"name,omitempty"`
-	Size      int64  `json:"size"`
-	Digest    string `json:"digest"`
-	Kind      string `json:"kind"`
+	Name   string `json:"name,omitempty"`
+	Size   int64  `json:"size"`
+	Digest string `json:"digest"`
+	Kind   string `json:"kind"`
 	// Voter is the entry of the profile's voters that the caller is, on a
 	// vote and on the signature that met a quorum; absent otherwise, so
 	// that records without it keep their bytes.
