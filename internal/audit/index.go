@@ -596,6 +596,9 @@ func (tx *Tx) readEntries(first, last uint64) ([]byte, error) {
 // index does not hold (a vote's full digest and voter). The line must be
 // the one the entry names (its hash), else the index is damaged.
 func (tx *Tx) RecordOf(e Entry) (*Record, error) {
+	if e.Seq <= tx.FileBase() && e.Seq > 0 {
+		return nil, fmt.Errorf("audit record %d is in a rotated log file, not in %s", e.Seq, tx.l.path)
+	}
 	if e.Seq == 0 || e.Seq > tx.lastSeq || e.End > tx.size {
 		return nil, tx.indexErr("entry %d names no record of the log", e.Seq)
 	}
@@ -614,6 +617,11 @@ func (tx *Tx) RecordOf(e Entry) (*Record, error) {
 	tx.idx.recordsRead++
 	return &r, nil
 }
+
+// FileBase is how many records came before this log file (rotate.go): 0
+// for a log that was never rotated. Their entries are in the index, their
+// lines in the rotated files only.
+func (tx *Tx) FileBase() uint64 { return tx.tree.header.Base }
 
 // RecordsRead is how many records RecordOf read in this transaction.
 func (tx *Tx) RecordsRead() int { return tx.idx.recordsRead }

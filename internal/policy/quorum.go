@@ -22,6 +22,9 @@ type Tally struct {
 	// Older counts votes for the digest older than the window among the
 	// OlderLook votes (of any digest) just before it.
 	Older int
+	// Rotated says the window reaches back before the log file's first
+	// record: votes in the rotated files are not counted.
+	Rotated bool
 }
 
 // Has reports whether voter is among the tally's voters.
@@ -43,6 +46,9 @@ func (t *Tally) Count(n, quorum int, window string) string {
 	if t.Older > 0 {
 		s += fmt.Sprintf(" (%d older not counted)", t.Older)
 	}
+	if t.Rotated {
+		s += " (votes before the log's rotation not counted)"
+	}
 	return s
 }
 
@@ -55,6 +61,10 @@ func (t *Tally) Count(n, quorum int, window string) string {
 // the digest; the record holds all of it, and the voter). Refusals,
 // failures and plain signatures are never read, however many the log
 // holds.
+//
+// Votes in the files a rotation renamed (audit.Tx.FileBase) are not
+// counted: the count starts anew with each log file, and says so while its
+// window reaches back past the file's start.
 //
 // Unlike the rate's count it needs no ScanSlack: every record with a voter
 // takes its time under the log's lock (a vote's when it is appended, a
@@ -85,7 +95,19 @@ func CountVotes(tx *audit.Tx, profile, digest string, window time.Duration, now 
 	}
 	var voters []string // newest first
 	past := 0           // votes read past the window
+	base := tx.FileBase()
 	for seq != 0 {
+		if seq <= base {
+			// Before a rotation: the lines are in the rotated files,
+			// which this process does not read. Not counting those votes
+			// can only withhold a signature.
+			e, err := tx.Entry(seq)
+			if err != nil {
+				return nil, err
+			}
+			t.Rotated = e.Time > start
+			break
+		}
 		e, err := tx.Entry(seq)
 		if err != nil {
 			return nil, err
