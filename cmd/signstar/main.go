@@ -267,6 +267,11 @@ func (r *run) main() (code int) {
 		return r.fail(exitFailed, err.Error()+": check [audit] path and that this user may append to it")
 	}
 	defer r.log.Close()
+	if cfg.Audit.Syslog != "" {
+		// Connected here, before the lock-down; a socket that does not
+		// answer fails sign requests only with syslog_required.
+		r.log.Forward(audit.DialSyslog(cfg.Audit.Syslog, cfg.Audit.SyslogRequired))
+	}
 	// Runs before the log is closed: the panic is audited through it.
 	defer func() {
 		if p := recover(); p != nil {

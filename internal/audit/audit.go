@@ -195,6 +195,7 @@ type Log struct {
 	treePath string
 	treeHead treeHeader
 	gate     *os.File // the log's directory, flocked shared (rotate.go); nil for rotate's own
+	syslog   *Syslog // Forward's; nil when records stay here
 	// LockTimeout bounds the wait for another signstar's lock.
 	LockTimeout time.Duration
 }
@@ -300,12 +301,15 @@ func unwrapPath(err error) error {
 // Path is the log's file name.
 func (l *Log) Path() string { return l.path }
 
-// FDs are the descriptors of the log and its side files, for the sandbox
-// to keep.
+// FDs are the descriptors of the log and its side files, and the syslog
+// socket records are forwarded to, for the sandbox to keep.
 func (l *Log) FDs() []int {
 	fds := []int{int(l.r.Fd()), int(l.w.Fd()), int(l.ir.Fd()), int(l.iw.Fd()), int(l.tr.Fd()), int(l.tw.Fd())}
 	if l.gate != nil {
 		fds = append(fds, int(l.gate.Fd()))
+	}
+	if l.syslog != nil && l.syslog.FD() >= 0 {
+		fds = append(fds, l.syslog.FD())
 	}
 	return fds
 }
@@ -314,7 +318,7 @@ func (l *Log) FDs() []int {
 // the sandbox to check and keep append-only.
 func (l *Log) AppendFDs() []int { return []int{int(l.w.Fd()), int(l.iw.Fd()), int(l.tw.Fd())} }
 
-// Close closes the log and its side files.
+// Close closes the log, its side files and its syslog socket.
 func (l *Log) Close() error {
 	var err error
 	for _, f := range []*os.File{l.w, l.r, l.iw, l.ir, l.tw, l.tr} {
@@ -324,6 +328,9 @@ func (l *Log) Close() error {
 	}
 	if l.gate != nil {
 		l.gate.Close()
+	}
+	if l.syslog != nil {
+		l.syslog.Close()
 	}
 	return err
 }
@@ -534,7 +541,9 @@ func (tx *Tx) write(buf []byte) error {
 	return nil
 }
 
-// Append writes r as the next record and fsyncs it.
+// Append writes r as the next record and fsyncs it, then sends it to the
+// syslog socket when the log has one (Forward). A *SyslogError means the
+// record is on disk but did not reach a required socket.
 func (tx *Tx) Append(r *Record) error {
 	if tx.done {
 		return errors.New("audit: append after unlock")
@@ -562,6 +571,9 @@ func (tx *Tx) Append(r *Record) error {
 	}
 	tx.lastSeq, tx.lastHash, tx.lastLeaf = r.Seq, LineHash(line), tlog.RecordHash(line)
 	tx.size += int64(len(buf))
+	// Off the host as soon as it is on disk, under the lock, so that the
+	// daemon receives the records in the log's order.
+	ferr := tx.forward(r, line)
 	// The side files are not fsynced: they are derived, and one that lost
 	// its last entries in a crash is caught up from the log (checkIndex,
 	// checkTree).
@@ -569,5 +581,8 @@ func (tx *Tx) Append(r *Record) error {
 		return err
 	}
 	tx.idx.last, tx.idx.count = e, e.Seq
-	return tx.writeTree(hs)
+	if err := tx.writeTree(hs); err != nil {
+		return err
+	}
+	return ferr
 }

@@ -126,6 +126,14 @@ func (b *Batch) Append() error {
 	if err := tx.write(buf); err != nil {
 		return err
 	}
+	// Off the host once on disk, each record a message, in order; the
+	// first a required socket did not take is the error.
+	var ferr error
+	for i, r := range b.recs {
+		if err := tx.forward(r, b.lines[i]); err != nil && ferr == nil {
+			ferr = err
+		}
+	}
 	// The index after the log, as catchUp does it: each entry needs the
 	// ones before it.
 	end := tx.size
@@ -150,5 +158,5 @@ func (b *Batch) Append() error {
 		return err
 	}
 	b.recs, b.lines, b.hashes = nil, nil, nil
-	return nil
+	return ferr
 }

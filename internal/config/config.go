@@ -46,6 +46,12 @@ type Audit struct {
 	Path          string `toml:"path"`
 	Origin        string `toml:"origin"`
 	CheckpointKey string `toml:"checkpoint_key"`
+	// Syslog is the local syslog socket every record is also sent to;
+	// "" for none.
+	Syslog string `toml:"syslog"`
+	// SyslogRequired makes a record that does not reach Syslog fail the
+	// request.
+	SyslogRequired bool `toml:"syslog_required"`
 }
 
 // Sandbox is the [sandbox] table.
@@ -239,6 +245,9 @@ func (c *Config) check(loc *locator) error {
 	case a.Origin != "" && a.CheckpointKey == "":
 		return loc.err("audit", -1, "checkpoint_key", "missing: origin needs the key that signs its checkpoints (make one with signstar audit keygen)")
 	}
+	if err := c.Audit.checkSyslog(loc); err != nil {
+		return err
+	}
 	if c.Sandbox.Mode == "" {
 		c.Sandbox.Mode = defaultOf("sandbox", "mode")
 	}
@@ -258,6 +267,26 @@ func (c *Config) check(loc *locator) error {
 			return loc.err("profile", i, "name", fmt.Sprintf("profile %q is defined twice", p.Name))
 		}
 		seen[p.Name] = true
+	}
+	return nil
+}
+
+// maxSocketPath is the longest path a unix socket address holds
+// (sun_path is 108 bytes with its NUL).
+const maxSocketPath = 107
+
+func (a *Audit) checkSyslog(loc *locator) error {
+	switch {
+	case a.Syslog == "" && a.SyslogRequired:
+		return loc.err("audit", -1, "syslog_required", "needs [audit] syslog, the socket to send the records to (e.g. \"/dev/log\")")
+	case a.Syslog == "":
+		return nil
+	case !strings.HasPrefix(a.Syslog, "/"):
+		return loc.err("audit", -1, "syslog", "must be an absolute path (a unix socket, e.g. \"/dev/log\")")
+	case len(a.Syslog) > maxSocketPath:
+		return loc.err("audit", -1, "syslog", fmt.Sprintf("is %d bytes long; a unix socket path holds at most %d", len(a.Syslog), maxSocketPath))
+	case strings.IndexByte(a.Syslog, 0) >= 0:
+		return loc.err("audit", -1, "syslog", "holds a NUL byte")
 	}
 	return nil
 }

@@ -26,6 +26,9 @@ func TestExampleConfig(t *testing.T) {
 	if iso.Rate.Period != 30*24*time.Hour || iso.GPGAgent.Socket != "/run/signstar/S.gpg-agent" || !iso.AllowsKind("iso") || iso.AllowsKind("pacman-db") {
 		t.Errorf("iso: %+v", iso)
 	}
+	if c.Audit.Syslog != "" || c.Audit.SyslogRequired {
+		t.Errorf("audit: %+v: the example's syslog lines are comments", c.Audit)
+	}
 	if c.Profile("card").PIV.Slot != "9c" {
 		t.Errorf("card: %+v", c.Profile("card"))
 	}
@@ -67,6 +70,10 @@ func TestErrors(t *testing.T) {
 		{"[audit\n", "f.toml:1: "},
 		{"[audit]\npath = 5\n", "f.toml"},
 		{base + "[sandbox]\nmode = \"off\"\n", `"off" is not a mode`},
+		{strings.Replace(base, "[[profile]]", "syslog_required = true\n[[profile]]", 1), "f.toml:4: audit.syslog_required: needs [audit] syslog"},
+		{strings.Replace(base, "[[profile]]", "syslog = \"dev/log\"\n[[profile]]", 1), "f.toml:4: audit.syslog: must be an absolute path"},
+		{strings.Replace(base, "[[profile]]", "syslog = \"/"+strings.Repeat("s", 107)+"\"\n[[profile]]", 1), "audit.syslog: is 108 bytes long; a unix socket path holds at most 107"},
+		{strings.Replace(base, "[[profile]]", "syslog_required = \"yes\"\n[[profile]]", 1), "syslog_required"},
 	}
 	for _, c := range cases {
 		_, err := Parse("f.toml", []byte(c.text))

@@ -96,12 +96,13 @@ key_blob = "/etc/signstar/tpm.key"
 		t.Fatal(err)
 	}
 	values := map[string]any{
-		"sandbox.mode":       c.Sandbox.Mode,
-		"profile.hash":       c.Profiles[0].Hash,
-		"profile.kinds":      c.Profiles[0].Kinds,
-		"profile.max_files":  c.Profiles[0].MaxFiles,
-		"profile.piv.slot":   c.Profiles[0].PIV.Slot,
-		"profile.tpm.device": c.Profiles[1].TPM.Device,
+		"audit.syslog_required": c.Audit.SyslogRequired,
+		"sandbox.mode":          c.Sandbox.Mode,
+		"profile.hash":          c.Profiles[0].Hash,
+		"profile.kinds":         c.Profiles[0].Kinds,
+		"profile.max_files":     c.Profiles[0].MaxFiles,
+		"profile.piv.slot":      c.Profiles[0].PIV.Slot,
+		"profile.tpm.device":    c.Profiles[1].TPM.Device,
 	}
 	for _, k := range Keys {
 		if k.Default == "" {

@@ -113,6 +113,13 @@ func (c *Config) checkPaths() error {
 			return &Error{File: c.Path, Key: "audit.checkpoint_key", Msg: err.Error()}
 		}
 	}
+	// Whoever can put a socket at this path receives the records, and
+	// with syslog_required decides which signatures leave.
+	if c.Audit.Syslog != "" {
+		if err := checkDirs(c.Audit.Syslog, "the syslog socket", seen); err != nil {
+			return &Error{File: c.Path, Key: "audit.syslog", Msg: err.Error()}
+		}
+	}
 	for i := range c.Profiles {
 		p := &c.Profiles[i]
 		for _, f := range []struct{ key, val string }{

@@ -1,8 +1,8 @@
 // Package doctor checks a signing host's deployment against what the
 // README's "Files, owners and modes" table and the enclave need: owners and
-// modes, the audit log's append-only attribute, the sshd settings in force
-// for the signing users, each profile's backend, the sandbox and the audit
-// chain. It returns findings; cmd/signstar prints them.
+// modes, the audit log's append-only attribute, the syslog socket, the sshd
+// settings in force for the signing users, each profile's backend, the
+// sandbox and the audit chain. It returns findings; cmd/signstar prints them.
 package doctor
 
 import (
@@ -137,6 +137,7 @@ func Run(o Options) *Report {
 	checkConfig(r, cfg, all, seen)
 	bad := checkProfiles(r, cfg, accounts, seen)
 	checkLog(r, cfg, all, o.VerifyLog, seen)
+	checkSyslog(r, cfg, seen)
 	checkSSHD(r, o, all, seen)
 	if o.OpenBackend != nil {
 		for i := range cfg.Profiles {
@@ -351,6 +352,32 @@ func appendFile(r *Report, path, what, missingFix, group string, users []*accoun
 		r.add(path, "not append-only: a signer who ran code could rewrite it", "chattr +a "+path+" (as root)")
 	}
 	return true
+}
+
+// checkSyslog: when records go to a syslog socket ([audit] syslog), root
+// owns its directories (Load's rule) and a daemon answers on it, as a
+// signing process connects to it.
+func checkSyslog(r *Report, cfg *config.Config, seen map[string]bool) {
+	path := cfg.Audit.Syslog
+	if path == "" {
+		return
+	}
+	dirs(r, path, "the syslog socket", seen)
+	fix := "start the syslog daemon (rsyslog or systemd-journald), or fix [audit] syslog in " + cfg.Path + " (README, Off the host)"
+	if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
+		r.add(path, "[audit] syslog is not a socket", fix)
+	} else {
+		s := audit.DialSyslog(path, cfg.Audit.SyslogRequired)
+		s.Close()
+		if err := s.Err(); err != nil {
+			what := "the records stay on this host only"
+			if cfg.Audit.SyslogRequired {
+				what = "with syslog_required every sign request fails"
+			}
+			r.add(path, "no syslog daemon answers ("+oneLine(err.Error())+"): "+what, fix)
+		}
+	}
+	r.checked("syslog")
 }
 
 // fileInfo is what the checks need of a stat.

@@ -1,10 +1,13 @@
 package doctor
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/signstar/signstar/internal/config"
 )
 
 func TestAccessBits(t *testing.T) {
@@ -89,5 +92,45 @@ func TestForcedConfig(t *testing.T) {
 		if got := len(r.Findings) > 0; got != tc.finding {
 			t.Errorf("ForceCommand args %q, checked %s: findings %v", tc.args, tc.checked, r.Findings)
 		}
+	}
+}
+
+// TestSyslog: a configured syslog socket that nobody answers on, or that
+// is not a socket, is a finding; one a daemon listens on is not.
+func TestSyslog(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "log")
+	cfg := &config.Config{Path: "/etc/signstar/config.toml", Audit: config.Audit{Syslog: path, SyslogRequired: true}}
+	run := func() []Finding {
+		r := &Report{}
+		checkSyslog(r, cfg, map[string]bool{})
+		var mine []Finding
+		for _, f := range r.Findings {
+			if f.Subject == path {
+				mine = append(mine, f)
+			}
+		}
+		return mine
+	}
+	if f := run(); len(f) != 1 || !strings.Contains(f[0].Problem, "no syslog daemon answers (cannot connect: no such file or directory): with syslog_required every sign request fails") {
+		t.Errorf("no socket: %v", f)
+	}
+	os.WriteFile(path, nil, 0o644)
+	if f := run(); len(f) != 1 || f[0].Problem != "[audit] syslog is not a socket" {
+		t.Errorf("a file: %v", f)
+	}
+	os.Remove(path)
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if f := run(); len(f) != 0 {
+		t.Errorf("a daemon: %v", f)
+	}
+	c.Close()
+	cfg.Audit.SyslogRequired = false
+	if f := run(); len(f) != 1 || !strings.Contains(f[0].Problem, "connection refused): the records stay on this host only") {
+		t.Errorf("a daemon gone: %v", f)
 	}
 }

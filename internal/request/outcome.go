@@ -84,6 +84,11 @@ const (
 	// FailedCheckpoint: the log's checkpoint key is not configured or
 	// cannot be read, or the tree cannot be read for a proof.
 	FailedCheckpoint
+	// FailedSyslog: [audit] syslog_required is set and the syslog socket
+	// cannot be connected (before stdin is read), or did not take the
+	// signed record (which is on disk; a second record says the signature
+	// was discarded). Nothing is released.
+	FailedSyslog
 	// FailedLog: the audit log cannot be locked or appended to, so the
 	// request cannot be audited; nothing is signed or released.
 	FailedLog
@@ -161,6 +166,7 @@ var Table = [numOutcomes]Row{
 	FailedOutput:      {audit.Failed, ExitFailed, Failure},
 	FailedInternal:    {audit.Failed, ExitFailed, Failure},
 	FailedCheckpoint:  {audit.Failed, ExitFailed, Failure},
+	FailedSyslog:      {audit.Failed, ExitFailed, Failure},
 	FailedLog:         {"", ExitFailed, Unaudited},
 }
 
@@ -169,7 +175,7 @@ var outcomeNames = [numOutcomes]string{
 	"RefusedCommand", "RefusedTerminal", "RefusedProfile", "RefusedTooLarge", "RefusedDigest", "RefusedKind", "RefusedRate", "RefusedRecord", "RefusedArchive",
 	"RefusedQuorum", "RefusedVoter", "Voted",
 	"FailedProfile", "FailedBackend", "FailedSandbox", "FailedUpload", "FailedInterrupted", "FailedIdle", "FailedClientGone",
-	"FailedRateLog", "FailedSign", "FailedCertificate", "FailedOutput", "FailedInternal", "FailedCheckpoint", "FailedLog",
+	"FailedRateLog", "FailedSign", "FailedCertificate", "FailedOutput", "FailedInternal", "FailedCheckpoint", "FailedSyslog", "FailedLog",
 }
 
 func (o Outcome) String() string {

@@ -177,7 +177,16 @@ func (s *session) finish(st *stop) Result {
 	if st.outcome == Voted {
 		appendRecs = s.appendVotes
 	}
-	if err := appendRecs(recs); err != nil {
+	err := appendRecs(recs)
+	var se *audit.SyslogError
+	switch {
+	case errors.As(err, &se):
+		// On disk, which is what the exit code promises; a failed
+		// FailedSyslog's record cannot reach the socket either.
+		if st.outcome != FailedSyslog {
+			res.Message = msg + "; and " + oneLine(se.Error())
+		}
+	case err != nil:
 		res.Exit = ExitFailed
 		res.Message = msg + "; and the audit record could not be written: " + oneLine(err.Error())
 	}
@@ -272,6 +281,9 @@ func (s *session) open(asked string) *stop {
 	}
 	s.profile = p
 	s.sandbox = withEnforced(s.sandbox, p)
+	if sl := s.Log.Syslog(); sl != nil && sl.Required && sl.Err() != nil {
+		return halt(FailedSyslog, fmt.Sprintf("not signing: [audit] syslog_required is set and the syslog socket %s does not answer (%v): start the syslog daemon, or fix [audit] syslog in %s", sl.Path(), sl.Err(), s.Config.Path))
+	}
 	h := p.HashFunc
 	s.hash = h
 	key, err := s.Open(p, s.Now())
@@ -448,6 +460,13 @@ func (s *session) commit(a *artifact, armored bool) *stop {
 	}
 	rec := s.record(Signed, "", base64.StdEncoding.EncodeToString(sig), created)
 	if err := s.tx.Append(rec); err != nil {
+		var se *audit.SyslogError
+		if errors.As(err, &se) {
+			// The signed record is the truth and stays; the one after
+			// it (finish, through the held lock) says the signature
+			// never left.
+			return halt(FailedSyslog, fmt.Sprintf("%v; [audit] syslog_required is set, so its signature was discarded: check the syslog daemon", se))
+		}
 		return halt(FailedLog, "not signing: "+err.Error())
 	}
 	if rec.Seq != seq {

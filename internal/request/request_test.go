@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -434,6 +435,26 @@ var rowTests = map[Outcome]func(t *testing.T){
 			t.Fatalf("records %+v", recs)
 		}
 	},
+	FailedSyslog: func(t *testing.T) {
+		// No daemon on the socket: refused before stdin is read.
+		f := newFixture(t, "ed25519")
+		f.rq.Log.Forward(audit.DialSyslog(filepath.Join(f.dir, "no-daemon"), true))
+		r := f.check(f.rq.Sign(sign()), FailedSyslog, "not signing: [audit] syslog_required is set and the syslog socket "+filepath.Join(f.dir, "no-daemon")+" does not answer (cannot connect: ")
+		if r.Size != 0 || r.Sandbox != "none" || len(f.records()) != 1 {
+			t.Errorf("record %+v", r)
+		}
+		// The daemon goes away after the connect: the signed record is
+		// on disk, the next one says its signature was discarded.
+		f = newFixture(t, "ed25519")
+		daemon := listenSyslog(t, filepath.Join(f.dir, "log"))
+		f.rq.Log.Forward(audit.DialSyslog(filepath.Join(f.dir, "log"), true))
+		daemon.Close()
+		f.check(f.rq.Sign(sign()), FailedSyslog, "record 1 is in the audit log but could not be sent to the syslog socket "+filepath.Join(f.dir, "log")+": connection refused; [audit] syslog_required is set, so its signature was discarded")
+		recs := f.records()
+		if len(recs) != 2 || recs[0].Outcome != audit.Signed || recs[0].Signature == "" || recs[1].Signature != "" {
+			t.Fatalf("records %+v", recs)
+		}
+	},
 	FailedLog: func(t *testing.T) {
 		f := newFixture(t, "ed25519")
 		// A write cut short: signing stops until an operator repairs.
@@ -451,6 +472,56 @@ func TestOutcomes(t *testing.T) {
 			t.Run(o.String(), test)
 		}
 	}
+}
+
+// listenSyslog is a datagram socket at path that stands for the syslog
+// daemon (the real one, rsyslog, is in cmd/signstar's syslog tests).
+func listenSyslog(t *testing.T, path string) *net.UnixConn {
+	t.Helper()
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Every record reaches the syslog socket, the signed one before its
+// signature is released, and a refusal's too; without syslog_required a
+// daemon that is gone stops nothing.
+func TestSyslogForward(t *testing.T) {
+	f := newFixture(t, "ed25519", `kinds = ["iso"]`)
+	daemon := listenSyslog(t, filepath.Join(f.dir, "log"))
+	f.rq.Log.Forward(audit.DialSyslog(filepath.Join(f.dir, "log"), true))
+	f.check(f.rq.Sign(sign()), RefusedKind, "not allowed in profile repo")
+	f.rq.Config.Profiles[0].Kinds = []string{"any"}
+	f.input([]byte("data"))
+	f.check(f.rq.Sign(sign()), Signed, "")
+	lines, err := os.ReadFile(f.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range bytes.SplitAfter(bytes.TrimSuffix(lines, []byte("\n")), []byte("\n")) {
+		buf := make([]byte, audit.MaxLine+100)
+		daemon.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := daemon.Read(buf)
+		if err != nil {
+			t.Fatalf("record %d: %v", i+1, err)
+		}
+		_, msg, ok := bytes.Cut(buf[:n], []byte("]: "))
+		if !ok || !bytes.Equal(msg, bytes.TrimSuffix(line, []byte("\n"))) {
+			t.Errorf("record %d: sent %q\nline %q", i+1, buf[:n], line)
+		}
+	}
+
+	f = newFixture(t, "ed25519")
+	daemon = listenSyslog(t, filepath.Join(f.dir, "log"))
+	f.rq.Log.Forward(audit.DialSyslog(filepath.Join(f.dir, "log"), false))
+	daemon.Close()
+	f.check(f.rq.Sign(sign()), Signed, "")
+	f = newFixture(t, "ed25519")
+	f.rq.Log.Forward(audit.DialSyslog(filepath.Join(f.dir, "none"), false))
+	f.check(f.rq.Sign(sign()), Signed, "")
 }
 
 // A refusal whose record cannot be written exits 1, and says both.

@@ -281,6 +281,12 @@ func (s *session) commitTar(b *batch, armored bool) *stop {
 		}
 	}
 	if err := staged.Append(); err != nil {
+		var se *audit.SyslogError
+		if errors.As(err, &se) {
+			// The signed records stay; finish adds one per member (and
+			// the archive's) saying its signature never left.
+			return halt(FailedSyslog, fmt.Sprintf("%v; [audit] syslog_required is set, so the %d signatures (records %d to %d) were discarded: check the syslog daemon", se, len(recs), recs[0].Seq, recs[len(recs)-1].Seq))
+		}
 		return halt(FailedLog, "not signing: "+err.Error())
 	}
 	s.tx.Unlock()

@@ -81,6 +81,9 @@ type enclaveOptions struct {
 	sftp string
 	// dropIn replaces the repo's sshd drop-in (sshtest.Config.DropIn).
 	dropIn string
+	// audit are further lines of the [audit] table; {DIR} stands for the
+	// enclave's root-owned directory.
+	audit string
 }
 
 func newEnclave(t *testing.T, o enclaveOptions) *enclave {
@@ -118,7 +121,8 @@ max_size = "64MiB"
 kinds = ["any"]
 users = [%q]
 `, l.Key, e.User)
-	if err := l.Install(e.User, sshtest.EnclaveOptions{Sandbox: "enforce", Profiles: profiles}); err != nil {
+	auditLines := strings.ReplaceAll(o.audit, "{DIR}", l.Dir)
+	if err := l.Install(e.User, sshtest.EnclaveOptions{Sandbox: "enforce", Audit: auditLines, Profiles: profiles}); err != nil {
 		t.Fatal(err)
 	}
 	e.appendOnly = l.AppendOnly

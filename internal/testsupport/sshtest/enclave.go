@@ -50,6 +50,8 @@ type EnclaveOptions struct {
 	KeyFile, PubFile string
 	// Sandbox is the [sandbox] mode; "enforce" when "".
 	Sandbox string
+	// Audit are further lines of the [audit] table (after its path).
+	Audit string
 	// Profiles is the configuration after the [audit] and [sandbox]
 	// tables: the [[profile]] tables, which may name Key and User.
 	Profiles string
@@ -143,7 +145,7 @@ func (e *Enclave) Install(name string, o EnclaveOptions) error {
 		return err
 	}
 	// The policy: readable by the user, not writable.
-	cfg := fmt.Sprintf("[audit]\npath = %q\n\n[sandbox]\nmode = %q\n\n%s", e.Log, o.Sandbox, o.Profiles)
+	cfg := fmt.Sprintf("[audit]\npath = %q\n%s\n[sandbox]\nmode = %q\n\n%s", e.Log, o.Audit, o.Sandbox, o.Profiles)
 	if err := writeNew(e.Config, []byte(cfg), 0o640, 0, gid); err != nil {
 		return err
 	}
