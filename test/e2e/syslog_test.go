@@ -185,7 +185,6 @@ func logLines(t *testing.T, path string) [][]byte {
 	return bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
 }
 
-
 // TestSyslogForwardSnippet runs the README's two rsyslog files: records
 // sent to the signing host's rsyslogd while the log host is down wait in
 // the disk-assisted queue, and reach the log host's file, once it is up,

@@ -28,7 +28,7 @@ type Daemon struct {
 	Out string
 	// All gets every message in rsyslog's file format, for a failing
 	// test to show.
-	All string
+	All  string
 	cmd  *exec.Cmd
 	log  *bytes.Buffer
 	done chan struct{} // closed when rsyslogd has exited
