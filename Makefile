@@ -16,7 +16,7 @@ BUILD_DEBS  := gcc pkg-config libseccomp-dev
 PEER_DEBS   := gnupg gpg-agent gpgconf scdaemon gpgv sqv sq pacman-package-manager makepkg libarchive-tools zstd xz-utils \
                gzip bzip2 lz4 lzip lzop ncompress lrzip \
                openssh-server openssh-client pcscd libpcsclite1 vsmartcard-vpcd xorriso util-linux e2fsprogs \
-               passwd procps swtpm rsyslog
+               passwd procps swtpm rsyslog apt
 BENCH_DEBS  := time
 # The shell completions' and the man pages' tests (in make test).
 DOC_DEBS    := mandoc bash bash-completion zsh fish
