@@ -17,7 +17,8 @@
 //	          voter's request short of it ends as a vote), its rate (the
 //	          log's lock is taken here and held to the append)
 //	commit    sign and self-verify, check the client is still there,
-//	          append the signed record, then release the signature
+//	          append the signed record (which also sends it to the syslog
+//	          socket, when there is one), then release the signature
 //
 // Table maps every Outcome to the audit record's outcome (or none), the exit
 // code and the class of the stderr line; finish applies it, and record is
@@ -54,5 +55,10 @@
 // writes only through Log.Lock and Tx.Append (finish, appendRefusal,
 // commit), and the lock-down keeps the sink's descriptors (Log.FDs,
 // Log.AppendFDs; lockdown here). A sink that must see the record before the
-// signature is released belongs in commit, before the stdout write.
+// signature is released belongs in commit, before the stdout write. The
+// syslog socket is one (audit/syslog.go): cmd/signstar connects it when
+// the log is open, Log.FDs keeps it through the lock-down, Tx.Append sends
+// each record once it is on disk, and with syslog_required open refuses
+// when it is not connected and commit turns a *audit.SyslogError into
+// FailedSyslog.
 package request

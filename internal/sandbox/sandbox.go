@@ -45,7 +45,7 @@ const MinLandlockABI = 6
 
 // DefaultMaxFDs is the RLIMIT_NOFILE set by Lockdown when Options.MaxFDs is 0:
 // stdin, stdout, stderr, the audit log and its index (two descriptors each),
-// a backend socket, the Go runtime's cgroup file, epoll and eventfd, and some
+// a backend socket, the syslog socket, the Go runtime's cgroup file, epoll and eventfd, and some
 // room for a late netpoll start.
 const DefaultMaxFDs = 20
 

@@ -78,9 +78,10 @@ func allowList() []rule {
 	allow(
 		// I/O on held descriptors. write needs no filter: the only
 		// writable descriptors left are stdout, stderr, the audit log's
-		// O_APPEND one and a connected backend socket. pwrite,
-		// ftruncate, fallocate, copy_file_range and the like are absent:
-		// the audit log is only ever appended to (Options.AppendFDs).
+		// O_APPEND one, a connected backend socket and the connected
+		// syslog socket. pwrite, ftruncate, fallocate, copy_file_range
+		// and the like are absent: the audit log is only ever appended
+		// to (Options.AppendFDs).
 		"read", "readv", "pread64", "write", "writev",
 		"lseek", "fstat", "fsync", "fdatasync", "flock", "close",
 		// Backend sockets already connected: gpg-agent (Assuan) and
