@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 
+	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/testsupport/pacmantest"
 	"github.com/signstar/signstar/internal/testsupport/sshtest"
 	"github.com/signstar/signstar/internal/testsupport/testenv"
@@ -145,14 +148,82 @@ func aptUpdate(t *testing.T, cert []byte, sign func([]byte) []byte) {
 	}
 }
 
-// checkLogNotation checks that sig, a signature signstar made through the
-// enclave, carries the log's notation. (Filled in once the notation is on
-// main; until then it only checks that the packet parses.)
+// checkLogNotation checks that sig, a signature the enclave just made,
+// carries the log's notation (docs/CONTRACT.md, "The signature") in its
+// hashed area: log@signstar.github.io, not critical, human-readable,
+// seq=N root=R, where N is the seq of the record holding this signature
+// and R the RFC 6962 root of the N-1 lines before it, computed here from
+// the log's lines.
 func (e *enclave) checkLogNotation(t *testing.T, sig []byte) {
 	t.Helper()
-	if _, err := hashedNotations(sig); err != nil {
-		t.Fatalf("signature: %v", err)
+	if err := logNotation(sig, logLines(t, e.log)); err != nil {
+		t.Fatal(err)
 	}
+}
+
+// logNotation is checkLogNotation's check against the log's lines.
+func logNotation(sig []byte, lines [][]byte) error {
+	notes, err := hashedNotations(sig)
+	if err != nil {
+		return fmt.Errorf("signature: %v", err)
+	}
+	var mine []notation
+	for _, n := range notes {
+		if n.name == "log@signstar.github.io" {
+			mine = append(mine, n)
+		}
+	}
+	if len(mine) != 1 {
+		return fmt.Errorf("the signature's hashed area has %d log@signstar.github.io notations, want 1 (all: %+v)", len(mine), notes)
+	}
+	n := mine[0]
+	var seq int
+	var root string
+	if _, err := fmt.Sscanf(n.value, "seq=%d root=%s", &seq, &root); err != nil || n.value != fmt.Sprintf("seq=%d root=%s", seq, root) {
+		return fmt.Errorf("notation value %q is not seq=N root=BASE64", n.value)
+	}
+	if n.critical || !n.humanReadable {
+		return fmt.Errorf("notation critical=%v human-readable=%v, want false, true", n.critical, n.humanReadable)
+	}
+	bin := sig
+	if bytes.HasPrefix(sig, []byte("-----BEGIN")) {
+		block, err := armor.Decode(bytes.NewReader(sig))
+		if err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		buf.ReadFrom(block.Body)
+		bin = buf.Bytes()
+	}
+	if seq < 1 || seq > len(lines) {
+		return fmt.Errorf("notation seq %d, the log has %d records", seq, len(lines))
+	}
+	var rec audit.Record
+	if err := json.Unmarshal(lines[seq-1], &rec); err != nil || int(rec.Seq) != seq || rec.Signature != base64.StdEncoding.EncodeToString(bin) {
+		return fmt.Errorf("record %d (%v) does not hold this signature", seq, err)
+	}
+	want := rfc6962Root(lines[:seq-1])
+	if root != base64.StdEncoding.EncodeToString(want[:]) {
+		return fmt.Errorf("notation root %s, the tree of the %d records before it has %s", root, seq-1, base64.StdEncoding.EncodeToString(want[:]))
+	}
+	return nil
+}
+
+// rfc6962Root is the Merkle tree hash of RFC 6962, 2.1, over the lines as
+// leaves: written here from the RFC, not taken from the code under test.
+func rfc6962Root(leaves [][]byte) [32]byte {
+	switch len(leaves) {
+	case 0:
+		return sha256.Sum256(nil)
+	case 1:
+		return sha256.Sum256(append([]byte{0}, leaves[0]...))
+	}
+	k := 1
+	for k*2 < len(leaves) {
+		k *= 2
+	}
+	l, r := rfc6962Root(leaves[:k]), rfc6962Root(leaves[k:])
+	return sha256.Sum256(append(append([]byte{1}, l[:]...), r[:]...))
 }
 
 // notation is a notation data subpacket (RFC 9580, 5.2.3.24).
