@@ -195,7 +195,7 @@ type Log struct {
 	treePath string
 	treeHead treeHeader
 	gate     *os.File // the log's directory, flocked shared (rotate.go); nil for rotate's own
-	syslog   *Syslog // Forward's; nil when records stay here
+	syslog   *Syslog  // Forward's; nil when records stay here
 	// LockTimeout bounds the wait for another signstar's lock.
 	LockTimeout time.Duration
 }

@@ -316,3 +316,46 @@ func TestTarRateCountsMembers(t *testing.T) {
 	f.input([]byte("one more"))
 	f.check(f.rq.Sign(sign()), RefusedRate, "rate 3/1h reached")
 }
+
+// A required syslog daemon that is gone by the time the archive's records
+// are appended: they stay, signed; one more record per member and one for
+// the archive say the signatures were discarded, and stdout stays empty.
+// A live one gets every record, in order.
+func TestTarSyslog(t *testing.T) {
+	f := newFixture(t, "ed25519")
+	f.input(archive(t, files(t, 2)...))
+	daemon := listenSyslog(t, f.dir+"/log")
+	f.rq.Log.Forward(audit.DialSyslog(f.dir+"/log", true))
+	daemon.Close()
+	res := f.rq.Sign(sign("--tar"))
+	if res.Outcome != FailedSyslog || res.Exit != ExitFailed || f.stdout.Len() != 0 ||
+		!strings.Contains(res.Message, "record 1 is in the audit log but could not be sent to the syslog socket") ||
+		!strings.Contains(res.Message, "so the 2 signatures (records 1 to 2) were discarded") {
+		t.Fatalf("%+v, %d bytes out", res, f.stdout.Len())
+	}
+	recs := f.records()
+	if len(recs) != 5 || recs[0].Outcome != audit.Signed || recs[1].Outcome != audit.Signed {
+		t.Fatalf("records %+v", recs)
+	}
+	for _, r := range recs[2:] {
+		if r.Outcome != audit.Failed || r.Signature != "" {
+			t.Errorf("record %d: %s %q", r.Seq, r.Outcome, r.Signature)
+		}
+	}
+
+	f = newFixture(t, "ed25519")
+	f.input(archive(t, files(t, 2)...))
+	daemon = listenSyslog(t, f.dir+"/log")
+	f.rq.Log.Forward(audit.DialSyslog(f.dir+"/log", true))
+	if res := f.rq.Sign(sign("--tar")); res.Outcome != Signed {
+		t.Fatalf("%+v", res)
+	}
+	for i, r := range f.records() {
+		buf := make([]byte, audit.MaxLine)
+		daemon.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := daemon.Read(buf)
+		if err != nil || !strings.Contains(string(buf[:n]), fmt.Sprintf(`]: {"seq":%d,`, r.Seq)) {
+			t.Fatalf("message %d: %q, %v", i+1, buf[:n], err)
+		}
+	}
+}
