@@ -169,7 +169,7 @@ func TestSyslogRsyslog(t *testing.T) {
 	if err := os.WriteFile(copyPath, append(bytes.Join(got, []byte("\n")), '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(e.bin, "audit", "verify", copyPath).CombinedOutput(); err != nil || string(out) != "ok: "+strconv.Itoa(len(got))+" records\n" {
+	if out, err := exec.Command(e.bin, "audit", "verify", copyPath).CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "ok: "+strconv.Itoa(len(got))+" records\n") {
 		t.Errorf("audit verify of rsyslog's copy: %v, %s", err, out)
 	}
 	t.Logf("%d signed, %d discarded, %d refused after the kill; rsyslog got %d of %d records", signed, discarded, newFailed, len(got), len(want))
