@@ -109,9 +109,15 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 
 // parseLine checks one record line on its own.
 func parseLine(line []byte) (*Record, error) {
+	var r Record
+	if fr, ok := fastRecord(line); ok {
+		if canon, err := fr.Marshal(); err == nil && bytes.Equal(canon, line) {
+			r = *fr
+			return checkRecord(&r)
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
-	var r Record
 	if err := dec.Decode(&r); err != nil {
 		return nil, errors.New("not a JSON audit record")
 	}
@@ -122,6 +128,12 @@ func parseLine(line []byte) (*Record, error) {
 	if err != nil || !bytes.Equal(canon, line) {
 		return nil, errors.New("record is not in signstar's form (edited by hand?)")
 	}
+	return checkRecord(&r)
+}
+
+// checkRecord is parseLine's check of a record in canonical form.
+func checkRecord(rp *Record) (*Record, error) {
+	r := *rp
 	if _, err := time.Parse(TimeFormat, r.Time); err != nil {
 		return nil, errors.New("time is not RFC 3339 UTC")
 	}

@@ -24,8 +24,10 @@ import (
 // profile, real signatures by key made at their records' times (audit
 // verify checks them); with -votes, a quorum profile's votes for other
 // bytes among them, and with -vote-digest a quorum's worth of votes for
-// those bytes as the newest records. The chain is made here line by line, without a lock
-// or an fsync per record; the index then comes from audit.Rebuild, as
+// those bytes as the newest records. The chain is made here line by line,
+// without a lock or an fsync per record, each signature with the notation a
+// signing process gives it; the index and the tree then come from
+// audit.Rebuild, as
 // `signstar audit rebuild` makes it.
 func biglog(args []string) error {
 	fs := flag.NewFlagSet("biglog", flag.ContinueOnError)
@@ -75,6 +77,9 @@ func biglog(args []string) error {
 	}
 	prev := audit.ZeroHash
 	nSigned, nVotes := 0, 0
+	// The tree alongside, for each signature's notation (the root of the
+	// records before it), as a signing process reads it from the tree file.
+	fr := audit.NewFrontier()
 	for i := 0; i < *n; i++ {
 		t := first.Add(time.Duration(i) * step).UTC()
 		r := &audit.Record{
@@ -91,7 +96,11 @@ func biglog(args []string) error {
 			if err != nil {
 				return err
 			}
-			sig, err := signer.Sign(in, key, t)
+			root, err := fr.Root()
+			if err != nil {
+				return err
+			}
+			sig, err := signer.Sign(in, key, t, signer.Notation{Name: audit.NotationName, Value: audit.FormatNotation(uint64(i+1), root)})
 			if err != nil {
 				return err
 			}
@@ -103,7 +112,7 @@ func biglog(args []string) error {
 			r.User, r.Size, r.Digest = r.Voter, 1024, fmt.Sprintf("sha256:%x", sum)
 			r.Reason = "vote recorded for " + r.Digest + " in profile " + *profile
 		case i%3 == 0:
-			r.Command, r.Outcome, r.Reason = "bogus", audit.Refused, `unknown command "bogus": use sign, pubkey or version`
+			r.Command, r.Outcome, r.Reason = "bogus", audit.Refused, `unknown command "bogus": use sign, pubkey, checkpoint, proof or version`
 		default:
 			r.Command, r.Profile, r.Outcome = "sign", *profile, audit.Refused
 			r.Reason, r.Size, r.Digest = "rate 1/30d reached (last signed "+first.UTC().Format(time.RFC3339)+")", 1024, "sha256:"+strings.Repeat("ab", 32)
@@ -121,6 +130,9 @@ func biglog(args []string) error {
 		w.Write(line)
 		w.WriteByte('\n')
 		prev = audit.LineHash(line)
+		if _, err := fr.Add(line); err != nil {
+			return err
+		}
 	}
 	if err := w.Flush(); err != nil {
 		return err

@@ -49,7 +49,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchtool gen|time|ssh|biglog|tarssh|targen ...")
+		fmt.Fprintln(os.Stderr, "usage: benchtool gen|time|ssh|sshpar|biglog|tarssh|targen ...")
 		os.Exit(2)
 	}
 	var err error
@@ -66,6 +66,8 @@ func main() {
 		err = tarSSHCmd(os.Args[2:])
 	case "targen":
 		err = tarGenCmd(os.Args[2:])
+	case "sshpar":
+		err = sshParCmd(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
 	}
