@@ -19,7 +19,6 @@ type Batch struct {
 	tx    *Tx
 	recs  []*Record
 	lines [][]byte
-	buf   []byte
 	seq   uint64
 	prev  string
 	// hashes are the stored hashes of the staged records, after the
