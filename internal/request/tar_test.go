@@ -16,6 +16,7 @@ import (
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/backend"
 	"github.com/signstar/signstar/internal/config"
+	"github.com/signstar/signstar/internal/policy"
 	"github.com/signstar/signstar/internal/signer"
 )
 
@@ -356,6 +357,70 @@ func TestTarSyslog(t *testing.T) {
 		n, err := daemon.Read(buf)
 		if err != nil || !strings.Contains(string(buf[:n]), fmt.Sprintf(`]: {"seq":%d,`, r.Seq)) {
 			t.Fatalf("message %d: %q, %v", i+1, buf[:n], err)
+		}
+	}
+}
+
+// A client that stalls inside the archive: failed, the member named, what
+// arrived before it withheld.
+func TestTarIdle(t *testing.T) {
+	f := newFixture(t, "ed25519")
+	pr, pw := pipe(t)
+	f.rq.Stdin = pr
+	f.rq.Idle = 100 * time.Millisecond
+	data := archive(t, file{name: "a", data: []byte("first")}, file{name: "b", data: bytes.Repeat([]byte("b"), 4096)})
+	pw.Write(data[:1024+512+100])
+	checkBatch(t, f, f.rq.Sign(sign("--tar")), FailedIdle, `member "b": no data from the client for 100ms after 1636 bytes; no signature was written`, []string{"a"}, "b")
+}
+
+// A connection that drops mid-archive (sshd closes stdout first): a
+// truncated archive is the client gone, not a refusal.
+func TestTarClientGone(t *testing.T) {
+	f := newFixture(t, "ed25519")
+	data := archive(t, file{name: "a", data: []byte("first")}, file{name: "b", data: bytes.Repeat([]byte("b"), 4096)})
+	f.input(data[:1024+512+100])
+	pr, pw := pipe(t)
+	pr.Close()
+	f.rq.Stdout = pw
+	res := f.rq.Sign(sign("--tar"))
+	if res.Outcome != FailedClientGone || !strings.Contains(res.Message, `member "b": the client disconnected before the upload finished; no signature was written`) {
+		t.Fatalf("%+v", res)
+	}
+	recs := f.records()
+	if len(recs) != 2 || recs[0].Name != "a" || recs[1].Name != "b" || recs[1].Outcome != audit.Failed {
+		t.Fatalf("records %+v", recs)
+	}
+}
+
+// A client held back by the refusal throttle waits once for its whole
+// archive, and every record of it says so.
+func TestTarHeldBackOnce(t *testing.T) {
+	saved := []any{policy.RefusalsPerClient, policy.RefusalSpacing}
+	policy.RefusalsPerClient, policy.RefusalSpacing = 1, 200*time.Millisecond
+	t.Cleanup(func() {
+		policy.RefusalsPerClient, policy.RefusalSpacing = saved[0].(int), saved[1].(time.Duration)
+	})
+	f := newFixture(t, "ed25519")
+	start := time.Now()
+	f.rq.Now = func() time.Time { return clock.Add(time.Since(start)) }
+	f.input([]byte("not a tar at all, refused"))
+	f.rq.Sign(sign("--tar"))
+	f.input(archive(t, files(t, 3)...)[:3584*3] /* no end blocks */)
+	res := f.rq.Sign(sign("--tar"))
+	if res.Outcome != RefusedArchive {
+		t.Fatalf("%+v", res)
+	}
+	recs := f.records()[1:]
+	if len(recs) != 4 {
+		t.Fatalf("%d records", len(recs))
+	}
+	for i, r := range recs {
+		// Appended together, after one wait: one time for all.
+		if r.Time != recs[0].Time {
+			t.Errorf("record %d at %s, the first at %s", i, r.Time, recs[0].Time)
+		}
+		if !strings.HasSuffix(r.Reason, "(held back: 1 refused or failed requests from 192.0.2.1 50000 192.0.2.2 22 in 10m0s)") {
+			t.Errorf("record %d: %q", i, r.Reason)
 		}
 	}
 }
