@@ -216,13 +216,45 @@ func TestClient(t *testing.T) {
 		if rec := e.last(t); rec.Digest != sha256Digest(data) || !strings.Contains(rec.Command, "--expect "+sha256Digest(data)) {
 			t.Errorf("record %+v", rec)
 		}
+		// A batch: one sign --tar session, a signature and a proof each.
+		sessions := strings.Count(e.Log(), "Starting session:")
+		var files []string
+		datas := map[string][]byte{}
+		for i := 0; i < 5; i++ {
+			f := filepath.Join(work, fmt.Sprintf("batch%d-1.0-1-any.pkg.tar.zst", i))
+			datas[f] = randomBytes(t, 10<<10)
+			os.WriteFile(f, datas[f], 0o644)
+			files = append(files, f)
+		}
+		root.ok(t, work, append([]string{"signstar-client", "sign"}, files...)...)
+		for _, f := range files {
+			sig, err := os.ReadFile(f + ".sig")
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.verifySig(t, datas[f], sig)
+			if _, err := os.Stat(f + ".proof"); err != nil {
+				t.Error(err)
+			}
+		}
+		// sign --tar, checkpoint --from, and a proof per file.
+		if got := strings.Count(e.Log(), "Starting session:") - sessions; got != 2+len(files) {
+			t.Errorf("the batch took %d sessions, want %d", got, 2+len(files))
+		}
+		if rec := e.last(t); !strings.HasPrefix(rec.Command, "sign --tar --profile repo --expect sha256:") || rec.Name != filepath.Base(files[4]) {
+			t.Errorf("last record of the batch: %+v", rec)
+		}
 	})
 
-	t.Run("connection killed mid-upload", func(t *testing.T) {
+	t.Run("connection killed mid-batch", func(t *testing.T) {
 		dir := filepath.Join(work, "killed")
 		os.Mkdir(dir, 0o755)
-		big := filepath.Join(dir, "big.iso")
-		os.WriteFile(big, randomBytes(t, 16<<20), 0o644)
+		var batch []string
+		for i := 0; i < 16; i++ {
+			f := filepath.Join(dir, fmt.Sprintf("part%02d.iso", i))
+			os.WriteFile(f, randomBytes(t, 1<<20), 0o644)
+			batch = append(batch, f)
+		}
 		proxy := startKillProxy(t, e.Port, 8<<20)
 		kh, _ := os.ReadFile(filepath.Join(e.Dir, "client", "known_hosts"))
 		khProxy := filepath.Join(dir, "known_hosts.proxy")
@@ -230,7 +262,7 @@ func TestClient(t *testing.T) {
 		c := newClientEnv(t, e, "", witness, "-o", "Port="+strconv.Itoa(proxy.port), "-o", "UserKnownHostsFile="+khProxy)
 		os.MkdirAll(filepath.Dir(filepath.Join(c.home, ".local/state/signstar/certificate.asc")), 0o700)
 		os.WriteFile(filepath.Join(c.home, ".local/state/signstar/certificate.asc"), pub, 0o644)
-		code, _, errs := c.run(t, dir, "signstar-client", "sign", big)
+		code, _, errs := c.run(t, dir, append([]string{"signstar-client", "sign"}, batch...)...)
 		if code != 1 || !strings.Contains(errs, "ssh failed") {
 			t.Errorf("killed connection: exit %d, stderr %q; want 1 and ssh failed", code, errs)
 		}
