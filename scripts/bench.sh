@@ -28,6 +28,7 @@ trap cleanup EXIT INT TERM
 say() { printf '==> %s\n' "$*" >&2; }
 
 [ -x bin/signstar ] || CGO_ENABLED=0 go build -trimpath -o bin/signstar ./cmd/signstar
+[ -x bin/signstar-client ] || CGO_ENABLED=0 go build -trimpath -o bin/signstar-client ./cmd/signstar-client
 signstar="$repo/bin/signstar"
 say "building the benchmark helpers"
 go build -o "$work/benchtool" ./internal/testsupport/bench/cmd/benchtool
@@ -242,6 +243,8 @@ if [ "$(id -u)" = 0 ]; then
 	fi
 	say "ssh: $tar_members members of 100 KiB: one sign --tar session vs one sign session each, and vs cat > /dev/null ($tar_runs runs each)"
 	"$bt" tarssh -signstar "$signstar" -members "$tar_members" -size 102400 -runs "$tar_runs" -sandbox "$mode" | tee -a "$results" >&2
+	say "ssh: signstar-client sign of 1 file and of $tar_members files of 100 KiB vs the bare ssh sessions ($tar_runs runs each)"
+	"$bt" client -signstar "$signstar" -client "$repo/bin/signstar-client" -members "$tar_members" -size 102400 -runs "$tar_runs" -sandbox "$mode" | tee -a "$results" >&2
 else
 	ssh_note="not measured: the ssh part needs root (it starts sshd and manages the signer user)"
 	say "skipping ssh: $ssh_note"
@@ -328,6 +331,11 @@ report="$work/report.md"
 			$1 == "tarssh" { med[$2] = $4; runs = $3 }
 			END {
 				printf "\n**sign --tar over ssh, %d members of 100 KiB** (%d runs each, the same sshd): one `sign --tar` session x %.1f faster than %d `sign` sessions (%.2f vs %.2f s median); the same tar through `sign --tar` x %.2f of `ssh ... cat > /dev/null` (%.0f vs %.0f ms median).\n", n, runs, med["ssh-sign-each"] / med["ssh-sign-tar"], n, med["ssh-sign-tar"], med["ssh-sign-each"], med["ssh-sign-tar"] / med["ssh-cat-tar"], med["ssh-sign-tar"] * 1000, med["ssh-cat-tar"] * 1000
+			}' "$results"
+		awk -F'\t' -v n="$tar_members" '
+			$1 == "client" { med[$2] = $4; runs = $3 }
+			END {
+				printf "\n**signstar-client over ssh** (%d runs each, the same sshd, pinned certificate, no witness): 1 file x %.2f of the bare `ssh ... sign < f > f.sig` (%.0f vs %.0f ms median); %d files of 100 KiB x %.2f of the raw `ssh ... sign --tar` session of the same files (%.0f vs %.0f ms median; target at most x 1.1).\n", runs, med["client-1"] / med["ssh-1"], med["client-1"] * 1000, med["ssh-1"] * 1000, n, med["client-n"] / med["ssh-tar-n"], med["client-n"] * 1000, med["ssh-tar-n"] * 1000
 			}' "$results"
 	fi
 	echo

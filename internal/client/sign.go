@@ -10,7 +10,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
@@ -132,13 +135,9 @@ func (s *Signer) Sign(ctx context.Context, req *Request) ([]*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	results := make([]*Result, len(items))
-	for i, it := range items {
-		pkt, err := VerifyFile(s.Pinned, it.Path, sigs[i])
-		if err != nil {
-			return nil, err
-		}
-		results[i] = &Result{Item: it, Sig: sigs[i], Packet: pkt}
+	results, err := verifyAll(s.Pinned, items, sigs)
+	if err != nil {
+		return nil, err
 	}
 	if s.Witness != nil {
 		if err := s.Witness.Check(ctx, witnessed, results); err != nil {
@@ -199,6 +198,8 @@ func (s *Signer) session(ctx context.Context, items []*Item, digest string, armo
 		limit = maxArmoredSignature
 	}
 	if len(items) == 1 {
+		// The file itself is ssh's stdin, as in the bare ssh line: bytes
+		// that changed since they were measured fail the --expect.
 		f, err := os.Open(items[0].Path)
 		if err != nil {
 			return nil, err
@@ -206,7 +207,7 @@ func (s *Signer) session(ctx context.Context, items []*Item, digest string, armo
 		defer f.Close()
 		var out limitBuffer
 		out.max = limit
-		if err := s.Remote.Run(ctx, words, io.LimitReader(f, items[0].Size), &out); err != nil {
+		if err := s.Remote.Run(ctx, words, f, &out); err != nil {
 			return nil, err
 		}
 		if out.over {
@@ -217,23 +218,34 @@ func (s *Signer) session(ctx context.Context, items []*Item, digest string, armo
 		}
 		return [][]byte{out.Bytes()}, nil
 	}
-	pr, pw := io.Pipe()
+	// An OS pipe that ssh reads as its stdin itself, with no copying
+	// goroutine between (exec.Cmd adds one for any other reader).
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	growPipe(pw)
 	sendErr := make(chan error, 1)
 	go func() {
 		err := writeTar(pw, items)
-		pw.CloseWithError(err)
+		pw.Close()
 		sendErr <- err
 	}()
 	var out limitBuffer
 	out.max = int64(len(items))*(limit+3*512) + 64<<10
-	err := s.Remote.Run(ctx, words, pr, &out)
-	pr.CloseWithError(errors.New("session over"))
+	err = s.Remote.Run(ctx, words, pr, &out)
+	// The enclave may stop reading early (a refusal): the writer then
+	// fails on the closed pipe, which is not the error to report.
+	pr.Close()
 	serr := <-sendErr
-	if serr != nil && !strings.Contains(serr.Error(), "session over") && !errors.Is(serr, io.ErrClosedPipe) {
+	if serr != nil && !errors.Is(serr, syscall.EPIPE) && !errors.Is(serr, os.ErrClosed) {
 		return nil, serr
 	}
 	if err != nil {
 		return nil, err
+	}
+	if serr != nil {
+		return nil, serr
 	}
 	if out.over {
 		return nil, untrusted("the enclave answered more than %d signatures take", len(items))
@@ -251,4 +263,35 @@ func (s *Signer) session(ctx context.Context, items []*Item, digest string, armo
 		return nil, untrusted("`%s`: %v", strings.Join(words, " "), err)
 	}
 	return sigs, nil
+}
+
+// verifyAll checks every signature, on every CPU: the session is over, and
+// a batch's checks are its largest cost after it.
+func verifyAll(p *Pinned, items []*Item, sigs [][]byte) ([]*Result, error) {
+	results := make([]*Result, len(items))
+	errs := make([]error, len(items))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(items)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				pkt, err := VerifyFile(p, items[i].Path, sigs[i])
+				results[i], errs[i] = &Result{Item: items[i], Sig: sigs[i], Packet: pkt}, err
+			}
+		}()
+	}
+	for i := range items {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	// The first failure in the batch's order, whatever finished first.
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return results, nil
 }

@@ -26,6 +26,10 @@
 //	    answer's signatures are checked with gpgv.
 //	benchtool targen [-members 1000] [-size 102400] -out FILE
 //	    a tar of N pseudo-random members (for the peak RSS of sign --tar).
+//	benchtool client -signstar BIN -client CLIENT [-members 200] -runs N
+//	    through the same throwaway sshd: signstar-client sign of 1 file
+//	    against the bare ssh ... sign, and of N files against the raw
+//	    sign --tar session of the same files.
 //
 // CMD is split on spaces: no quoting, so paths must not contain spaces
 // (bench.sh works in a fresh mktemp directory).
@@ -49,7 +53,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchtool gen|time|ssh|sshpar|biglog|tarssh|targen ...")
+		fmt.Fprintln(os.Stderr, "usage: benchtool gen|time|ssh|sshpar|biglog|tarssh|targen|client ...")
 		os.Exit(2)
 	}
 	var err error
@@ -68,6 +72,8 @@ func main() {
 		err = tarGenCmd(os.Args[2:])
 	case "sshpar":
 		err = sshParCmd(os.Args[2:])
+	case "client":
+		err = clientCmd(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
 	}

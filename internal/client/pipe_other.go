@@ -1,0 +1,7 @@
+//go:build !linux
+
+package client
+
+import "os"
+
+func growPipe(*os.File) {}
