@@ -31,12 +31,12 @@ func writeTar(w io.Writer, items []*Item) error {
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			f.Close()
-			return fmt.Errorf("%s: %v", it.Path, err)
+			return fmt.Errorf("%s: %w", it.Path, err)
 		}
 		n, err := io.CopyBuffer(tw, io.LimitReader(f, it.Size), buf)
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("%s: %v", it.Path, err)
+			return fmt.Errorf("%s: %w", it.Path, err)
 		}
 		if n != it.Size {
 			return fmt.Errorf("%s changed while it was being sent: nothing is signed", it.Path)
