@@ -51,3 +51,16 @@ func BenchmarkCountVotes(b *testing.B) {
 		})
 	}
 }
+
+func TestParseWindow(t *testing.T) {
+	for in, want := range map[string]time.Duration{"90m": 90 * time.Minute, "2h": 2 * time.Hour, "1d": 24 * time.Hour, "30s": 30 * time.Second, " 3650d ": 3650 * 24 * time.Hour} {
+		if got, err := ParseWindow(in); err != nil || got != want {
+			t.Errorf("ParseWindow(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "h", "0h", "1", "1w", "-1h", "1.5h", "1 h", "3651d", "9999999999s", "１h"} {
+		if _, err := ParseWindow(in); err == nil {
+			t.Errorf("ParseWindow(%q) accepted", in)
+		}
+	}
+}
