@@ -4,8 +4,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"os/exec"
 	"sync"
 	"time"
+
+	"github.com/signstar/signstar/internal/audit"
 )
 
 // sshParCmd times N concurrent ssh sign sessions of one input through one
@@ -48,6 +52,15 @@ func sshParCmd(args []string) error {
 		}
 		defer e.Remove()
 		defer s.Close()
+		// The side files as this binary makes them (an older one has
+		// another index version, and no tree).
+		for _, p := range []string{audit.IndexPath(e.Log), audit.TreePath(e.Log)} {
+			exec.Command("chattr", "-a", p).Run()
+			os.Remove(p)
+		}
+		if out, err := exec.Command(bin, "audit", "rebuild", e.Log).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s audit rebuild: %v: %s", name, err, out)
+		}
 		sig, err := sshRun(s, *in, "")
 		if err != nil {
 			return fmt.Errorf("%s: ssh sign: %v", name, err)
