@@ -70,8 +70,12 @@ type Record struct {
 	// Voter is the entry of the profile's voters that the caller is, on a
 	// vote and on the signature that met a quorum; absent otherwise, so
 	// that records without it keep their bytes.
-	Voter     string `json:"voter,omitempty"`
-	Key       string `json:"key"`
+	Voter string `json:"voter,omitempty"`
+	Key   string `json:"key"`
+	// NextKey is the fingerprint of a profile's next_key when it signed
+	// beside Key, during a key transition: Signature then holds two
+	// signature packets, Key's and NextKey's. Absent otherwise.
+	NextKey   string `json:"next_key,omitempty"`
 	Signature string `json:"signature"`
 	Sandbox   string `json:"sandbox"`
 	Prev      string `json:"prev"`
@@ -83,7 +87,7 @@ type Record struct {
 // because encoding/json's first use in a process costs more than the rest
 // of the audit step (about 0.07 ms of reflection per request).
 func (r *Record) Marshal() ([]byte, error) {
-	b := make([]byte, 0, 512+len(r.Reason)+len(r.Name)+len(r.Signature))
+	b := make([]byte, 0, 600+len(r.Reason)+len(r.Name)+len(r.Signature))
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendUint(b, r.Seq, 10)
 	b = appendField(b, "time", r.Time)
@@ -105,6 +109,9 @@ func (r *Record) Marshal() ([]byte, error) {
 		b = appendField(b, "voter", r.Voter)
 	}
 	b = appendField(b, "key", r.Key)
+	if r.NextKey != "" {
+		b = appendField(b, "next_key", r.NextKey)
+	}
 	b = appendField(b, "signature", r.Signature)
 	b = appendField(b, "sandbox", r.Sandbox)
 	b = appendField(b, "prev", r.Prev)

@@ -128,7 +128,7 @@ func fastRecord(line []byte) (*Record, bool) {
 		{`,"client":`, &r.Client, nil, false}, {`,"command":`, &r.Command, nil, false}, {`,"profile":`, &r.Profile, nil, false},
 		{`,"outcome":`, &r.Outcome, nil, false}, {`,"reason":`, &r.Reason, nil, false}, {`,"name":`, &r.Name, nil, true},
 		{`,"size":`, nil, &r.Size, false}, {`,"digest":`, &r.Digest, nil, false}, {`,"kind":`, &r.Kind, nil, false},
-		{`,"voter":`, &r.Voter, nil, true}, {`,"key":`, &r.Key, nil, false},
+		{`,"voter":`, &r.Voter, nil, true}, {`,"key":`, &r.Key, nil, false}, {`,"next_key":`, &r.NextKey, nil, true},
 		{`,"signature":`, &r.Signature, nil, false}, {`,"sandbox":`, &r.Sandbox, nil, false}, {`,"prev":`, &r.Prev, nil, false},
 	}
 	for _, f := range fields {

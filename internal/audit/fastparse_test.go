@@ -17,6 +17,9 @@ func FuzzFastRecord(f *testing.F) {
 		r.Name, r.Voter = "core.db.tar.xz", "builder-1"
 		line, _ = r.Marshal()
 		f.Add(line)
+		r.Name, r.Voter, r.NextKey = "", "", "F2BDA20E273E7207A1CE8CA5EF2E40F4016C8C35"
+		line, _ = r.Marshal()
+		f.Add(line)
 	}
 	f.Add([]byte(`{"seq":1,"time":"x\ud800"}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
@@ -36,4 +39,15 @@ func FuzzFastRecord(f *testing.F) {
 			t.Fatalf("%q: fast path %+v, encoding/json %+v", line, fr, r)
 		}
 	})
+}
+
+// TestFastNextKey: the fast path reads a transition's next_key.
+func TestFastNextKey(t *testing.T) {
+	r := record(0)
+	r.Seq, r.Prev, r.NextKey = 1, ZeroHash, "F2BDA20E273E7207A1CE8CA5EF2E40F4016C8C35"
+	line, _ := r.Marshal()
+	fr, ok := fastRecord(line)
+	if !ok || *fr != *r {
+		t.Fatalf("fast path: %v %+v, want %+v", ok, fr, r)
+	}
 }

@@ -26,7 +26,7 @@ var awkward = []string{
 func TestMarshalMatchesJSON(t *testing.T) {
 	for i, s := range awkward {
 		r := &Record{Seq: uint64(i) + 1, Time: s, User: s, SSHKey: s, Client: s, Command: s, Profile: s,
-			Outcome: s, Reason: s, Name: s, Size: int64(i) - 3, Digest: s, Kind: s, Voter: s, Key: s, Signature: s, Sandbox: s, Prev: s}
+			Outcome: s, Reason: s, Name: s, Size: int64(i) - 3, Digest: s, Kind: s, Voter: s, Key: s, NextKey: s, Signature: s, Sandbox: s, Prev: s}
 		got, _ := r.Marshal()
 		if want := stdMarshal(t, r); !bytes.Equal(got, want) {
 			t.Errorf("%q:\n got %s\nwant %s", s, got, want)
@@ -53,6 +53,22 @@ func TestMarshalName(t *testing.T) {
 	}
 	if want := stdMarshal(t, r); !bytes.Equal(got, want) {
 		t.Errorf("got %s\nwant %s", got, want)
+	}
+}
+
+// TestMarshalNextKey: next_key follows key when a transition's next key
+// signed too, and is absent otherwise, so that the lines of logs written
+// before it keep their bytes.
+func TestMarshalNextKey(t *testing.T) {
+	r := &Record{Seq: 1, Outcome: Signed, Key: "AA", NextKey: "BB", Signature: "c2ln", Prev: ZeroHash}
+	got, _ := r.Marshal()
+	if want := `,"key":"AA","next_key":"BB","signature":"c2ln",`; !bytes.Contains(got, []byte(want)) {
+		t.Errorf("got %s, want it to contain %s", got, want)
+	}
+	r.NextKey = ""
+	got, _ = r.Marshal()
+	if want := `,"key":"AA","signature":"c2ln",`; !bytes.Contains(got, []byte(want)) || bytes.Contains(got, []byte("next_key")) {
+		t.Errorf("got %s, want it to contain %s and no next_key", got, want)
 	}
 }
 
@@ -86,7 +102,7 @@ func FuzzMarshal(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, seq uint64, a, b string, size int64) {
 		r := &Record{Seq: seq, Time: a, User: b, SSHKey: a + b, Client: b, Command: a, Profile: b, Outcome: a,
-			Reason: b + a, Size: size, Digest: a, Kind: b, Key: a, Signature: b, Sandbox: a, Prev: b}
+			Reason: b + a, Size: size, Digest: a, Kind: b, Key: a, NextKey: b, Signature: b, Sandbox: a, Prev: b}
 		got, _ := r.Marshal()
 		if want := stdMarshal(t, r); !bytes.Equal(got, want) {
 			t.Fatalf("\n got %s\nwant %s", got, want)

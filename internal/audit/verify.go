@@ -171,12 +171,32 @@ func checkSignature(r *Record) error {
 	if err != nil {
 		return errors.New("signature is not base64")
 	}
-	p, err := packet.Read(bytes.NewReader(raw))
+	// One packet per key: Key's, then NextKey's during a key transition.
+	keys := []string{r.Key}
+	if r.NextKey != "" {
+		keys = append(keys, r.NextKey)
+	}
+	rd := bytes.NewReader(raw)
+	for _, key := range keys {
+		if err := checkPacket(rd, r, key); err != nil {
+			return err
+		}
+	}
+	if rd.Len() != 0 {
+		return fmt.Errorf("signature holds more than the %d packet(s) of the record's keys", len(keys))
+	}
+	return nil
+}
+
+// checkPacket reads the next signature packet of r's signature and checks
+// it is key's, made at the record's time with the record's hash.
+func checkPacket(rd *bytes.Reader, r *Record, key string) error {
+	p, err := packet.Read(rd)
 	sig, ok := p.(*packet.Signature)
 	if err != nil || !ok || sig.Version != 4 || sig.SigType != packet.SigTypeBinary {
 		return errors.New("signature is not a v4 binary-document OpenPGP signature")
 	}
-	if sig.IssuerFingerprint == nil || fmt.Sprintf("%X", sig.IssuerFingerprint) != r.Key {
+	if sig.IssuerFingerprint == nil || fmt.Sprintf("%X", sig.IssuerFingerprint) != key {
 		return errors.New("signature was not made by the record's key")
 	}
 	t, _ := time.Parse(TimeFormat, r.Time)

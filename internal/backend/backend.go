@@ -162,6 +162,13 @@ type KeyError struct {
 
 func (e *KeyError) Error() string { return "key " + e.Fingerprint + " " + e.Reason }
 
+// ExpiredError is the KeyError of a certificate that has expired, so that
+// the refusal can point at the profile's transition key.
+type ExpiredError struct{ KeyError }
+
+// Unwrap makes an ExpiredError a *KeyError for errors.As.
+func (e *ExpiredError) Unwrap() error { return &e.KeyError }
+
 // SigningKeys returns the keys of e that may sign at now, in GnuPG's order
 // of preference: the valid signing subkeys, newest first by the subkey's own
 // creation time (not its binding signature's, which a routine
@@ -192,7 +199,7 @@ func SigningKeys(e *openpgp.Entity, now time.Time) ([]*packet.PublicKey, error) 
 		return nil, &KeyError{fp, "has no valid self-signature"}
 	}
 	if e.PrimaryKey.KeyExpired(sig, now) || sig.SigExpired(now) {
-		return nil, &KeyError{fp, "has expired: extend it (gpg --quick-set-expire) or make a new one"}
+		return nil, &ExpiredError{KeyError{fp, "has expired: extend it (gpg --quick-set-expire) or make a new one"}}
 	}
 	if id != nil && id.Revoked(now) {
 		return nil, &KeyError{fp, "has its primary user ID revoked"}

@@ -88,9 +88,14 @@ type Profile struct {
 	Voters           []string `toml:"voters"`
 	QuorumWindowText string   `toml:"quorum_window"`
 	Publishers       []string `toml:"publishers"`
-	GPGAgent         GPGAgent `toml:"gpg_agent"`
-	PIV              PIV      `toml:"piv"`
-	TPM              TPM      `toml:"tpm"`
+	// NextKey, NextKeyFromText and OldKeyUntilText are a key transition
+	// (transition.go).
+	NextKey         string   `toml:"next_key"`
+	NextKeyFromText string   `toml:"next_key_from"`
+	OldKeyUntilText string   `toml:"old_key_until"`
+	GPGAgent        GPGAgent `toml:"gpg_agent"`
+	PIV             PIV      `toml:"piv"`
+	TPM             TPM      `toml:"tpm"`
 
 	// HashFunc is hash, parsed.
 	HashFunc crypto.Hash `toml:"-"`
@@ -102,6 +107,10 @@ type Profile struct {
 	MaxFiles int `toml:"-"`
 	// QuorumWindow is quorum_window, parsed; 0 without a quorum.
 	QuorumWindow time.Duration `toml:"-"`
+	// NextKeyFrom and OldKeyUntil are next_key_from and old_key_until,
+	// parsed; zero without a next_key.
+	NextKeyFrom time.Time `toml:"-"`
+	OldKeyUntil time.Time `toml:"-"`
 }
 
 // GPGAgent is [profile.gpg_agent].
@@ -369,7 +378,7 @@ func (p *Profile) check(loc *locator, i int) error {
 		return e("key", "missing: the key file (keyfile) or public certificate (gpg-agent, piv, tpm)")
 	}
 	for _, f := range []struct{ key, val string }{
-		{"key", p.Key}, {"passphrase_file", p.PassphraseFile},
+		{"key", p.Key}, {"passphrase_file", p.PassphraseFile}, {"next_key", p.NextKey},
 		{"gpg_agent.socket", p.GPGAgent.Socket}, {"gpg_agent.pin_file", p.GPGAgent.PINFile}, {"piv.pin_file", p.PIV.PINFile},
 	} {
 		if f.val != "" && !strings.HasPrefix(f.val, "/") {
@@ -426,6 +435,9 @@ func (p *Profile) check(loc *locator, i int) error {
 		}
 	}
 	if err := p.checkQuorum(e); err != nil {
+		return err
+	}
+	if err := p.checkTransition(e); err != nil {
 		return err
 	}
 	switch p.Backend {

@@ -74,6 +74,16 @@ func TestErrors(t *testing.T) {
 		{strings.Replace(base, "[[profile]]", "syslog = \"dev/log\"\n[[profile]]", 1), "f.toml:4: audit.syslog: must be an absolute path"},
 		{strings.Replace(base, "[[profile]]", "syslog = \"/"+strings.Repeat("s", 107)+"\"\n[[profile]]", 1), "audit.syslog: is 108 bytes long; a unix socket path holds at most 107"},
 		{strings.Replace(base, "[[profile]]", "syslog_required = \"yes\"\n[[profile]]", 1), "syslog_required"},
+		{base + "next_key = \"/etc/signstar/next.key\"\n", "profile[1].next_key_from: missing"},
+		{base + "next_key = \"/etc/signstar/next.key\"\nnext_key_from = \"2027-01-01\"\n", "profile[1].old_key_until: missing"},
+		{base + "next_key = \"next.key\"\n", `profile[1].next_key: "next.key" must be an absolute path`},
+		{base + "next_key = \"/etc/signstar/repo.key\"\n", "profile[1].next_key: \"/etc/signstar/repo.key\" is the profile's key"},
+		{base + "old_key_until = \"2027-01-01\"\n", "profile[1].old_key_until: set without next_key"},
+		{base + "next_key_from = \"2027-01-01\"\n", "profile[1].next_key_from: set without next_key"},
+		{base + "next_key = \"/n\"\nnext_key_from = \"soon\"\nold_key_until = \"2027-02-01\"\n", `profile[1].next_key_from: "soon" is not a date`},
+		{base + "next_key = \"/n\"\nnext_key_from = \"2027-02-01\"\nold_key_until = \"2027-01-31T23:59:59Z\"\n", "old_key_until: 2027-01-31T23:59:59Z is before next_key_from 2027-02-01"},
+		{base + "next_key = \"/n\"\nnext_key_from = 2027-01-01\nold_key_until = \"2027-02-01\"\n", "next_key_from"},
+		{strings.Replace(base, `"keyfile"`, `"piv"`, 1) + "next_key = \"/n\"\nnext_key_from = \"2027-01-01\"\nold_key_until = \"2027-02-01\"\n[profile.piv]\npin_file = \"/p\"\n", "profile[1].next_key: piv profiles cannot name a next key"},
 	}
 	for _, c := range cases {
 		_, err := Parse("f.toml", []byte(c.text))
@@ -179,5 +189,46 @@ func TestKindsFromPolicy(t *testing.T) {
 	}
 	if _, err := Parse("f.toml", []byte(base+"kinds = [\"deb\"]\n")); err == nil || !strings.Contains(err.Error(), `"deb" is not a kind`) {
 		t.Errorf("deb: %v", err)
+	}
+}
+
+func TestTransition(t *testing.T) {
+	c, err := Parse("f.toml", []byte(base+"next_key = \"/etc/signstar/next.key\"\nnext_key_from = \"2027-01-01\"\nold_key_until = \"2027-02-01T12:00:00+02:00\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Profile("repo")
+	from, until := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 2, 1, 10, 0, 0, 0, time.UTC)
+	if !p.NextKeyFrom.Equal(from) || !p.OldKeyUntil.Equal(until) {
+		t.Fatalf("from %v until %v", p.NextKeyFrom, p.OldKeyUntil)
+	}
+	for _, c := range []struct {
+		t         time.Time
+		old, next bool
+	}{
+		{from.Add(-time.Second), true, false},
+		{from, true, true},
+		{until.Add(-time.Second), true, true},
+		{until, false, true},
+		{until.AddDate(5, 0, 0), false, true},
+	} {
+		if old, next := p.Signers(c.t); old != c.old || next != c.next {
+			t.Errorf("at %v: old %v next %v, want %v %v", c.t, old, next, c.old, c.next)
+		}
+	}
+	// The same instant twice is a switch without an overlap.
+	c, err = Parse("f.toml", []byte(base+"next_key = \"/n\"\nnext_key_from = \"2027-01-01\"\nold_key_until = \"2027-01-01T00:00:00Z\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = c.Profile("repo")
+	if old, next := p.Signers(from.Add(-time.Nanosecond)); !old || next {
+		t.Errorf("before the switch: old %v next %v", old, next)
+	}
+	if old, next := p.Signers(from); old || !next {
+		t.Errorf("at the switch: old %v next %v", old, next)
+	}
+	if old, next := (&Profile{Key: "/k"}).Signers(from); !old || next {
+		t.Errorf("without next_key: old %v next %v", old, next)
 	}
 }

@@ -123,7 +123,7 @@ func (c *Config) checkPaths() error {
 	for i := range c.Profiles {
 		p := &c.Profiles[i]
 		for _, f := range []struct{ key, val string }{
-			{"key", p.Key}, {"passphrase_file", p.PassphraseFile}, {"piv.pin_file", p.PIV.PINFile},
+			{"key", p.Key}, {"next_key", p.NextKey}, {"passphrase_file", p.PassphraseFile}, {"piv.pin_file", p.PIV.PINFile},
 			{"tpm.auth_file", p.TPM.AuthFile}, {"tpm.key_blob", p.TPM.KeyBlob},
 		} {
 			if f.val == "" {

@@ -274,8 +274,14 @@ func checkProfiles(r *Report, cfg *config.Config, accounts map[string]*account, 
 		}
 		if p.Backend == config.BackendKeyfile {
 			secret(p.Key, "secret key")
+			if p.NextKey != "" {
+				secret(p.NextKey, "next secret key")
+			}
 		} else {
 			public(p.Key, "certificate")
+			if p.NextKey != "" {
+				public(p.NextKey, "next certificate")
+			}
 		}
 		secret(p.PassphraseFile, "passphrase file")
 		if p.Backend == config.BackendPIV {

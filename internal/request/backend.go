@@ -71,11 +71,25 @@ func backendMessage(p *config.Profile, err error) string {
 }
 
 // CheckBackend opens the profile's key and closes it again, for `signstar
-// doctor`; the error is worded as a sign request's would be.
+// doctor`; the error is worded as a sign request's would be. During a key
+// transition it opens both keys, and before one the next key too, so that
+// a next key that would fail is found before its day; after
+// old_key_until only the next key.
 func CheckBackend(p *config.Profile, t time.Time) error {
-	k, err := OpenBackend(p, t)
+	if old, _ := p.Signers(t); old {
+		k, err := OpenBackend(p, t)
+		if err != nil {
+			return errors.New(expiredHint(p, t, backendMessage(p, err), err))
+		}
+		k.Close()
+	}
+	if p.NextKey == "" {
+		return nil
+	}
+	np := p.WithKey(p.NextKey)
+	k, err := OpenBackend(np, t)
 	if err != nil {
-		return errors.New(backendMessage(p, err))
+		return errors.New("next_key: " + backendMessage(np, err))
 	}
 	return k.Close()
 }

@@ -79,11 +79,14 @@ type session struct {
 	*Request
 	profile *config.Profile
 	sandbox string // the record's sandbox field
-	key     *backend.Key
-	hash    crypto.Hash
-	size    int64
-	digest  string
-	kind    string
+	// key signs; during a key transition next signs too, after key
+	// (transition.go). After the transition key is the next key, alone.
+	key    *backend.Key
+	next   *backend.Key
+	hash   crypto.Hash
+	size   int64
+	digest string
+	kind   string
 	// voter is the caller's entry of a quorum profile's voters, for the
 	// record of its vote or of the signature its vote gave.
 	voter string
@@ -120,6 +123,7 @@ func (s *session) close() {
 		s.tx.Unlock()
 	}
 	s.key.Close()
+	s.next.Close()
 }
 
 // record is the audit record of this request with outcome o: the caller,
@@ -148,6 +152,9 @@ func (s *session) record(o Outcome, reason, signature string, t time.Time) *audi
 	}
 	if s.key != nil && s.key.Public != nil {
 		rec.Key = backend.Fingerprint(s.key.Public)
+	}
+	if s.next != nil && s.next.Public != nil {
+		rec.NextKey = backend.Fingerprint(s.next.Public)
 	}
 	return rec
 }
@@ -284,23 +291,17 @@ func (s *session) open(asked string) *stop {
 	if sl := s.Log.Syslog(); sl != nil && sl.Required && sl.Err() != nil {
 		return halt(FailedSyslog, fmt.Sprintf("not signing: [audit] syslog_required is set and the syslog socket %s does not answer (%v): start the syslog daemon, or fix [audit] syslog in %s", sl.Path(), sl.Err(), s.Config.Path))
 	}
-	h := p.HashFunc
-	s.hash = h
-	key, err := s.Open(p, s.Now())
-	if err != nil {
-		return halt(FailedBackend, backendMessage(p, err))
-	}
-	s.key = key
-	if err := backend.CheckHash(key.Public, h); err != nil {
-		return halt(FailedProfile, fmt.Sprintf("profile %s: %v", p.Name, err))
-	}
-	return nil
+	s.hash = p.HashFunc
+	return s.openKeys()
 }
 
 // lockdown is the second phase: the sandbox, keeping the log's, the
 // backend's and the command line's descriptors (see sandbox.Options).
 func (s *session) lockdown() *stop {
 	keep := append(s.Log.FDs(), s.key.FDs...)
+	if s.next != nil {
+		keep = append(keep, s.next.FDs...)
+	}
 	keep = append(keep, s.KeepFDs...)
 	rep, err := s.Lockdown(sandbox.Options{
 		Mode:           s.Config.Sandbox.Mode,
@@ -447,9 +448,9 @@ func (s *session) commit(a *artifact, armored bool) *stop {
 		return halt(FailedLog, "not signing: "+err.Error())
 	}
 	created := s.Now()
-	sig, err := signer.Sign(a.in, s.key, created, signer.Notation{Name: audit.NotationName, Value: audit.FormatNotation(seq, root)})
-	if err != nil {
-		return halt(FailedSign, backendMessage(s.profile, err))
+	sig, st := s.signAll(a.in, created, signer.Notation{Name: audit.NotationName, Value: audit.FormatNotation(seq, root)})
+	if st != nil {
+		return st
 	}
 	if clientGone(s.Stdout) {
 		return halt(FailedClientGone, "the client disconnected before the signature could be sent; it was discarded")

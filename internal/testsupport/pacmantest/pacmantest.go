@@ -248,34 +248,8 @@ func setup(dir string, o Options) (*Env, error) {
 		return e, err
 	}
 
-	var fprs []string
-	for i, c := range o.Certs {
-		cert, err := backend.ParseEntity(c)
-		if err != nil {
-			return e, fmt.Errorf("pacmantest: certificate %d: %v", i+1, err)
-		}
-		fprs = append(fprs, backend.Fingerprint(cert.PrimaryKey))
-	}
-	e.progress("pacman: a keyring that trusts only %s, SigLevel = Required TrustedOnly", strings.Join(fprs, ", "))
-	if _, err := e.pacmanKey("--init"); err != nil {
+	if err := e.trust(o.Certs); err != nil {
 		return e, err
-	}
-	// pacman offers to fetch an unknown key: point that at a closed port on
-	// loopback, so the run stays off the network and trusts nothing else.
-	if err := os.WriteFile(filepath.Join(e.GPGDir, "dirmngr.conf"), []byte("keyserver hkp://127.0.0.1:1\n"), 0o644); err != nil {
-		return e, err
-	}
-	for i, c := range o.Certs {
-		p := filepath.Join(dir, fmt.Sprintf("cert%d.asc", i+1))
-		if err := os.WriteFile(p, c, 0o644); err != nil {
-			return e, err
-		}
-		if _, err := e.pacmanKey("--add", p); err != nil {
-			return e, err
-		}
-		if _, err := e.pacmanKey("--lsign-key", fprs[i]); err != nil {
-			return e, err
-		}
 	}
 
 	names := append([]string{o.Name}, o.Names...)
@@ -309,6 +283,100 @@ func setup(dir string, o Options) (*Env, error) {
 		}
 	}
 	return e, nil
+}
+
+// trust makes pacman's keyring: initialised, then certs added and locally
+// signed, nothing else.
+func (e *Env) trust(certs [][]byte) error {
+	var fprs []string
+	for i, c := range certs {
+		cert, err := backend.ParseEntity(c)
+		if err != nil {
+			return fmt.Errorf("pacmantest: certificate %d: %v", i+1, err)
+		}
+		fprs = append(fprs, backend.Fingerprint(cert.PrimaryKey))
+	}
+	e.progress("pacman: a keyring that trusts only %s, SigLevel = Required TrustedOnly", strings.Join(fprs, ", "))
+	if _, err := e.pacmanKey("--init"); err != nil {
+		return err
+	}
+	// pacman offers to fetch an unknown key: point that at a closed port on
+	// loopback, so the run stays off the network and trusts nothing else.
+	if err := os.WriteFile(filepath.Join(e.GPGDir, "dirmngr.conf"), []byte("keyserver hkp://127.0.0.1:1\n"), 0o644); err != nil {
+		return err
+	}
+	for i, c := range certs {
+		p := filepath.Join(e.Dir, fmt.Sprintf("cert%d.asc", i+1))
+		if err := os.WriteFile(p, c, 0o644); err != nil {
+			return err
+		}
+		if _, err := e.pacmanKey("--add", p); err != nil {
+			return err
+		}
+		if _, err := e.pacmanKey("--lsign-key", fprs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Keyring sets up a pacman below dir (which must exist) with no
+// repository: a root, SigLevel = Required TrustedOnly for local files too,
+// and a keyring that trusts only certs. InstallFile then offers it
+// packages. Call Close when done.
+func Keyring(dir string, certs [][]byte) (*Env, error) {
+	e := &Env{
+		Dir:    dir,
+		Conf:   filepath.Join(dir, "pacman.conf"),
+		GPGDir: filepath.Join(dir, "gnupg"),
+		Root:   filepath.Join(dir, "root"),
+	}
+	for _, d := range []string{filepath.Join(e.Root, "var/lib/pacman"), filepath.Join(dir, "db"), filepath.Join(dir, "cache"), filepath.Join(dir, "hooks")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	conf := fmt.Sprintf("[options]\nRootDir = %s\nDBPath = %s\nCacheDir = %s\nLogFile = %s\nGPGDir = %s\nHookDir = %s\nArchitecture = auto\nSigLevel = Required TrustedOnly\nLocalFileSigLevel = Required TrustedOnly\n",
+		e.Root, filepath.Join(dir, "db"), filepath.Join(dir, "cache"), filepath.Join(dir, "pacman.log"), e.GPGDir, filepath.Join(dir, "hooks"))
+	if err := os.WriteFile(e.Conf, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	if err := e.trust(certs); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// ErrKeyMissing is InstallFile's refusal of a signature by a key the
+// keyring lacks.
+var ErrKeyMissing = errors.New("pacman: required key missing from keyring")
+
+// InstallFile offers pacman -U the package file name (pkg) with sig beside
+// it as name.sig, and reports whether pacman installed it: nil; the
+// refusal for a key missing from the keyring, ErrKeyMissing; or any other
+// failure with pacman's output.
+func (e *Env) InstallFile(name string, pkg, sig []byte) error {
+	dir, err := os.MkdirTemp(e.Dir, "offer-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, pkg, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(p+".sig", sig, 0o644); err != nil {
+		return err
+	}
+	out, err := e.pacman(nil, "--noconfirm", "--noprogressbar", "-U", p)
+	if err != nil {
+		if bytes.Contains(out, []byte("error: required key missing from keyring")) {
+			return ErrKeyMissing
+		}
+		return err
+	}
+	return nil
 }
 
 // refusedDB and refusedPkg are how pacman words a signature that does not
