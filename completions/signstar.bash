@@ -68,6 +68,21 @@ _signstar()
 		COMPREPLY=($(compgen -W "ed25519 rsa3072 rsa4096" -- "$cur"))
 		return
 		;;
+	"keygen:--revocation")
+		compopt -o filenames 2>/dev/null
+		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
+	"keygen:--certify-with")
+		compopt -o filenames 2>/dev/null
+		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
+	"keygen:--certify-passphrase-file")
+		compopt -o filenames 2>/dev/null
+		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
 	"audit:--checkpoint")
 		compopt -o filenames 2>/dev/null
 		COMPREPLY=($(compgen -f -- "$cur"))
@@ -199,7 +214,7 @@ _signstar()
 		COMPREPLY=()
 		;;
 	keygen)
-		COMPREPLY=($(compgen -W "--uid --out --algo" -- "$cur"))
+		COMPREPLY=($(compgen -W "--uid --out --algo --revocation --certify-with --certify-passphrase-file" -- "$cur"))
 		;;
 	audit)
 		if [ -z "$sub" ]; then

@@ -82,7 +82,13 @@ func (r *run) keygen(args []string) int {
 	if algo == "" {
 		algo = "ed25519"
 	}
-	pub, err := keygen.Generate(f["--uid"], algo, f["--out"], now())
+	if f["--certify-passphrase-file"] != "" && f["--certify-with"] == "" {
+		return r.fail(exitRefused, "keygen: --certify-passphrase-file needs --certify-with")
+	}
+	g, err := keygen.Generate(keygen.Options{
+		UID: f["--uid"], Algo: algo, Out: f["--out"], Revocation: f["--revocation"],
+		CertifyWith: f["--certify-with"], CertifyPassphraseFile: f["--certify-passphrase-file"], Now: now(),
+	})
 	if err != nil {
 		var ue *keygen.UsageError
 		if errors.As(err, &ue) {
@@ -90,7 +96,12 @@ func (r *run) keygen(args []string) int {
 		}
 		return r.fail(exitFailed, "keygen: "+err.Error())
 	}
-	return r.output(pub)
+	msg := "keygen: revocation certificate in " + g.Revocation + ": keep it offline"
+	if g.CertifiedBy != "" {
+		msg += "; the certificate on stdout is certified by " + g.CertifiedBy
+	}
+	fmt.Fprintf(r.stderr, "signstar: %s\n", msg)
+	return r.output(g.Public)
 }
 
 func (r *run) auditCmd(args []string) int {

@@ -165,8 +165,11 @@ var Commands = []Spec{
 			{Name: "--uid", Value: `"Name <mail>"`, Required: true, Desc: "the user ID of the new key"},
 			{Name: "--out", Value: "FILE", Required: true, Complete: CompleteFile, Desc: "where the armored secret key goes (mode 0600; an existing file is refused)"},
 			{Name: "--algo", Value: "ALGO", Choices: []string{"ed25519", "rsa3072", "rsa4096"}, Desc: "the key type; ed25519 (legacy EdDSA, algorithm 22) by default"},
+			{Name: "--revocation", Value: "FILE", Complete: CompleteFile, Desc: "where the new key's armored revocation certificate goes (mode 0600; an existing file is refused); default: --out with .rev appended. Keep it offline: gpg --import of it revokes the key"},
+			{Name: "--certify-with", Value: "KEYFILE", Complete: CompleteFile, Desc: "the secret key file of the key being replaced (a profile's key): it certifies the new key's user ID (a 0x10 certification in the certificate on stdout), so keyring maintainers can check the hand-over with gpg --check-sigs"},
+			{Name: "--certify-passphrase-file", Value: "F", Complete: CompleteFile, Desc: "the passphrase of the --certify-with key"},
 		},
-		Desc: "writes a new v4 secret signing key to --out and its armored public certificate to stdout."},
+		Desc: "writes a new v4 secret signing key to --out, its revocation certificate to --revocation, and its armored public certificate to stdout; with --certify-with, certified by the old key, for a key transition (next_key in signstar.toml(5))."},
 	{Name: "audit", Sub: "verify", Config: true, Args: "[LOG...]", ArgsFile: true,
 		Flags: []Flag{
 			{Name: "--checkpoint", Value: "FILE", Complete: CompleteFile, Desc: "an older signed checkpoint, held outside the host: the log must extend it"},
