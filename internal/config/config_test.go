@@ -136,6 +136,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(base))
 	f.Add([]byte(base + "rate = \"1/30d\"\nmax_size = \"1GiB\"\nkinds = [\"iso\"]\n"))
 	f.Add([]byte("[audit\n"))
+	f.Add([]byte(base + "next_key = \"/etc/signstar/next.key\"\nnext_key_from = \"2027-01-01\"\nold_key_until = \"2027-02-01T12:00:00+02:00\"\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("f.toml", data)
 		if err != nil {
@@ -150,6 +151,13 @@ func FuzzParse(f *testing.F) {
 		for _, p := range c.Profiles {
 			if p.Name == "" || p.Key == "" || len(p.Users) == 0 || (p.Hash != "sha256" && p.Hash != "sha512") {
 				t.Fatalf("accepted profile %+v", p)
+			}
+			if p.NextKey != "" && (p.NextKey == p.Key || p.OldKeyUntil.Before(p.NextKeyFrom) || p.NextKeyFrom.IsZero() ||
+				!contains(transitionBackends, p.Backend)) {
+				t.Fatalf("accepted transition %+v", p)
+			}
+			if old, next := p.Signers(p.NextKeyFrom); !old && !next {
+				t.Fatalf("no key signs at %v: %+v", p.NextKeyFrom, p)
 			}
 		}
 	})
