@@ -221,7 +221,7 @@ func (r *Request) Pubkey(c *command.Request) Result {
 		return s.finish(st)
 	}
 	s.profile = p
-	out, err := backend.ReadPublic(p.Key)
+	out, err := backend.ReadPublicAll(PubkeyFiles(p, s.Now())...)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {

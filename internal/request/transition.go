@@ -87,3 +87,16 @@ func (s *session) signAll(in *signer.Input, created time.Time, notes ...signer.N
 	}
 	return append(sig, second...), nil
 }
+
+// PubkeyFiles are the certificates pubkey serves at t: key's; with a
+// next_key, next_key's after it until old_key_until, so that keyrings take
+// the new key before it signs; from old_key_until on next_key's alone.
+func PubkeyFiles(p *config.Profile, t time.Time) []string {
+	if p.NextKey == "" {
+		return []string{p.Key}
+	}
+	if old, _ := p.Signers(t); old {
+		return []string{p.Key, p.NextKey}
+	}
+	return []string{p.NextKey}
+}

@@ -12,10 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/backend"
+	"github.com/signstar/signstar/internal/command"
 	"github.com/signstar/signstar/internal/config"
 	"github.com/signstar/signstar/internal/signer"
 )
@@ -226,6 +229,43 @@ func TestTransitionSecondPacketVerifies(t *testing.T) {
 		end := len(f.stdout.Bytes()) - rd.Len()
 		if err := signer.Verify(f.stdout.Bytes()[start:end], in, k.Public); err != nil {
 			t.Errorf("packet of %s: %v", p.Key, err)
+		}
+	}
+}
+
+// TestTransitionPubkey: pubkey serves both certificates, in one block,
+// from the moment a next_key is named until old_key_until, and the next
+// key's alone after it.
+func TestTransitionPubkey(t *testing.T) {
+	old, next := fingerprintOf(t, "ed25519"), fingerprintOf(t, "rsa3072")
+	for _, c := range []struct {
+		from, until time.Duration
+		want        []string
+	}{
+		{time.Hour, 2 * time.Hour, []string{old, next}},
+		{-time.Hour, time.Hour, []string{old, next}},
+		{-2 * time.Hour, -time.Hour, []string{next}},
+	} {
+		f, _ := transitionFixture(t, "ed25519", "rsa3072", c.from, c.until)
+		res := f.rq.Pubkey(&command.Request{Name: command.Pubkey})
+		f.check(res, Served, "")
+		block, err := armor.Decode(bytes.NewReader(res.Output))
+		if err != nil {
+			t.Fatal(err)
+		}
+		el, err := openpgp.ReadKeyRing(block.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range el {
+			got = append(got, backend.Fingerprint(e.PrimaryKey))
+			if e.PrivateKey != nil {
+				t.Errorf("pubkey served a secret key")
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(c.want, " ") {
+			t.Errorf("period %v..%v: pubkey serves %v, want %v", c.from, c.until, got, c.want)
 		}
 	}
 }
