@@ -72,6 +72,10 @@ func packets(t *testing.T, sig, data []byte) []string {
 		if !ok || s.SigType != packet.SigTypeBinary || s.IssuerKeyId == nil {
 			t.Fatalf("packet %T %+v", p, p)
 		}
+		// Each packet commits to the same record (the log's notation).
+		if seq, _, err := audit.SignatureNotation(s); err != nil || seq == 0 {
+			t.Errorf("packet %d: notation seq %d: %v", len(out)+1, seq, err)
+		}
 		out = append(out, fmt.Sprintf("%X", s.IssuerFingerprint))
 	}
 	return out
