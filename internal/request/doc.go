@@ -7,8 +7,9 @@
 // A sign request runs in phases, each of which either hands on to the next
 // or stops with an Outcome:
 //
-//	open      profile for the Caller, its hash, the backend's key (before
-//	          the lock-down: everything from the filesystem or network)
+//	open      profile for the Caller, its hash, the backend's key, and in a
+//	          key transition its next key (transition.go; before the
+//	          lock-down: everything from the filesystem or network)
 //	lock down sandbox.Lockdown, keeping the log's and backend's descriptors
 //	receive   the request shape's own step: for `sign`, stdin streamed
 //	          through one hash pass, the kind sniffer and --expect's hash;
@@ -16,9 +17,10 @@
 //	decide    --expect, the profile's kinds, its quorum (quorum.go: a
 //	          voter's request short of it ends as a vote), its rate (the
 //	          log's lock is taken here and held to the append)
-//	commit    sign and self-verify, check the client is still there,
-//	          append the signed record (which also sends it to the syslog
-//	          socket, when there is one), then release the signature
+//	commit    sign and self-verify (with each key that signs now, into
+//	          one .sig), check the client is still there, append the signed
+//	          record (which also sends it to the syslog socket, when there
+//	          is one), then release the signature
 //
 // Table maps every Outcome to the audit record's outcome (or none), the exit
 // code and the class of the stderr line; finish applies it, and record is
