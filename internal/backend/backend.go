@@ -238,6 +238,16 @@ func SigningKeys(e *openpgp.Entity, now time.Time) ([]*packet.PublicKey, error) 
 	return keys, nil
 }
 
+// Expiry is when e's primary key expires, by its primary self-signature;
+// false when it does not.
+func Expiry(e *openpgp.Entity) (time.Time, bool) {
+	sig, _ := e.PrimarySelfSignature()
+	if sig == nil || sig.KeyLifetimeSecs == nil || *sig.KeyLifetimeSecs == 0 {
+		return time.Time{}, false
+	}
+	return e.PrimaryKey.CreationTime.Add(time.Duration(*sig.KeyLifetimeSecs) * time.Second), true
+}
+
 // NoSecretError means that none of the certificate's signing keys has its
 // secret where the backend looks (the key file, the agent).
 type NoSecretError struct {

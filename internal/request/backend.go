@@ -82,6 +82,10 @@ func CheckBackend(p *config.Profile, t time.Time) error {
 			return errors.New(expiredHint(p, t, backendMessage(p, err), err))
 		}
 		k.Close()
+		if exp, ok := backend.Expiry(k.Cert); ok && p.NextKey != "" && exp.Before(p.OldKeyUntil) {
+			return fmt.Errorf("profile %s: key %s expires at %s, before old_key_until %s, and signing fails from then: set old_key_until to that day or earlier, or extend the key (gpg --quick-set-expire)",
+				p.Name, backend.Fingerprint(k.Cert.PrimaryKey), exp.UTC().Format(time.RFC3339), p.OldKeyUntil.Format(time.RFC3339))
+		}
 	}
 	if p.NextKey == "" {
 		return nil

@@ -273,3 +273,39 @@ func TestTransitionPubkey(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckBackendTransition: doctor's check opens the next key too, and
+// finds an old key that would expire before old_key_until.
+func TestCheckBackendTransition(t *testing.T) {
+	f, nextPath := transitionFixture(t, "ed25519", "rsa3072", time.Hour, 48*time.Hour)
+	p := &f.rq.Config.Profiles[0]
+	if err := CheckBackend(p, clock); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(nextPath)
+	if err := CheckBackend(p, clock); err == nil || !strings.HasPrefix(err.Error(), "next_key: profile repo: ") {
+		t.Fatalf("CheckBackend without the next key: %v", err)
+	}
+
+	// An old key that expires in a day, and old_key_until in two.
+	cfg := &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, Curve: packet.Curve25519, KeyLifetimeSecs: 24 * 3600,
+		Time: func() time.Time { return clock.Add(-time.Hour) }}
+	e, err := openpgp.NewEntity("Short", "", "short@example.org", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Subkeys = nil
+	var buf bytes.Buffer
+	if err := e.SerializePrivate(&buf, cfg); err != nil {
+		t.Fatal(err)
+	}
+	f, _ = transitionFixture(t, "ed25519", "rsa3072", time.Hour, 48*time.Hour)
+	p = &f.rq.Config.Profiles[0]
+	if err := os.WriteFile(p.Key, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("expires at %s, before old_key_until %s", clock.Add(23*time.Hour).Format(time.RFC3339), clock.Add(48*time.Hour).Format(time.RFC3339))
+	if err := CheckBackend(p, clock); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("CheckBackend: %v, want %q", err, want)
+	}
+}
