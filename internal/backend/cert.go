@@ -24,31 +24,20 @@ const (
 // exactly one transferable key (ParseEntity), and returns its public
 // certificate, ASCII-armored, as PublicPackets makes it: what `pubkey`
 // serves. The file's bytes are cleared afterwards.
-func ReadPublic(path string) ([]byte, error) { return ReadPublicAll(path) }
-
-// ReadPublicAll is ReadPublic of several files in one armored block: the
-// public packets of each, in the order given (a keyring that gpg --import,
-// pacman-key --add and sqv --keyring read whole).
-func ReadPublicAll(paths ...string) ([]byte, error) {
-	var all []byte
-	for _, path := range paths {
-		data, err := ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		pub, err := publicBinary(data)
-		clear(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v", path, err)
-		}
-		all = append(all, pub...)
+func ReadPublic(path string) ([]byte, error) {
+	data, err := ReadFile(path)
+	if err != nil {
+		return nil, err
 	}
-	return armorPublic(all)
+	defer clear(data)
+	out, err := publicArmored(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return out, nil
 }
 
-// publicBinary is the public packets of the one key in data, checked to
-// parse as that key.
-func publicBinary(data []byte) ([]byte, error) {
+func publicArmored(data []byte) ([]byte, error) {
 	e, err := ParseEntity(data)
 	if err != nil {
 		return nil, err
@@ -74,10 +63,6 @@ func publicBinary(data []byte) ([]byte, error) {
 	} else if !bytes.Equal(got.PrimaryKey.Fingerprint, e.PrimaryKey.Fingerprint) {
 		return nil, errors.New("its public part is another key")
 	}
-	return pub, nil
-}
-
-func armorPublic(pub []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
 	if err != nil {

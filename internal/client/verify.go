@@ -35,8 +35,8 @@ func untrusted(format string, a ...any) error {
 var now = time.Now
 
 // VerifyFile checks that sig is one detached v4 signature of the file at
-// path, type binary document, made by a key of the pinned certificate, and
-// returns its packet.
+// path (or two, during a key transition), type binary document, one made by
+// a key of the pinned certificate, and returns that packet.
 func VerifyFile(p *Pinned, path string, sig []byte) (*packet.Signature, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -61,21 +61,28 @@ func Verify(p *Pinned, r io.Reader, name string, sig []byte) (*packet.Signature,
 	if len(bin) > MaxSignature {
 		return nil, untrusted("the signature of %s is %d bytes: more than pacman's 16 KiB", name, len(bin))
 	}
-	s, err := parseOne(bin)
+	sigs, err := parseSignatures(bin)
 	if err != nil {
 		return nil, untrusted("the signature of %s: %v", name, err)
 	}
-	if s.Version != 4 || s.SigType != packet.SigTypeBinary {
-		return nil, untrusted("the signature of %s is a v%d signature of type 0x%02x, not v4 of a binary document (0x00)", name, s.Version, byte(s.SigType))
-	}
-	if s.IssuerKeyId == nil {
-		return nil, untrusted("the signature of %s names no issuer key ID (subpacket 16), which pacman needs", name)
-	}
 	ring := openpgp.EntityList{p.Entity}
-	if keys := ring.KeysById(*s.IssuerKeyId); len(keys) == 0 {
-		who := fmt.Sprintf("key ID %016X", *s.IssuerKeyId)
-		if s.IssuerFingerprint != nil {
-			who = fmt.Sprintf("key %X", s.IssuerFingerprint)
+	var s *packet.Signature
+	for _, c := range sigs {
+		if c.Version != 4 || c.SigType != packet.SigTypeBinary {
+			return nil, untrusted("the signature of %s is a v%d signature of type 0x%02x, not v4 of a binary document (0x00)", name, c.Version, byte(c.SigType))
+		}
+		if c.IssuerKeyId == nil {
+			return nil, untrusted("the signature of %s names no issuer key ID (subpacket 16), which pacman needs", name)
+		}
+		if s == nil && len(ring.KeysById(*c.IssuerKeyId)) > 0 {
+			s = c
+		}
+	}
+	if s == nil {
+		c := sigs[0]
+		who := fmt.Sprintf("key ID %016X", *c.IssuerKeyId)
+		if c.IssuerFingerprint != nil {
+			who = fmt.Sprintf("key %X", c.IssuerFingerprint)
 		}
 		return nil, untrusted("the enclave signed %s with %s, which is not in the pinned certificate %s (%s): refusing it", name, who, p.Path, p.Fingerprint())
 	}
@@ -86,21 +93,28 @@ func Verify(p *Pinned, r io.Reader, name string, sig []byte) (*packet.Signature,
 	return s, nil
 }
 
-// parseOne reads exactly one signature packet.
-func parseOne(b []byte) (*packet.Signature, error) {
+// parseSignatures reads one signature packet, or two: during a key
+// transition the enclave's .sig holds the old key's and the next key's
+// (signstar's README, "Key transitions"), and the pinned key's must verify.
+func parseSignatures(b []byte) ([]*packet.Signature, error) {
 	rd := packet.NewReader(bytes.NewReader(b))
-	pkt, err := rd.Next()
-	if err != nil {
-		return nil, fmt.Errorf("not an OpenPGP signature: %v", err)
+	var out []*packet.Signature
+	for {
+		pkt, err := rd.Next()
+		if errors.Is(err, io.EOF) && len(out) > 0 {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("not an OpenPGP signature: %v", err)
+		}
+		s, ok := pkt.(*packet.Signature)
+		if !ok {
+			return nil, fmt.Errorf("an OpenPGP %T, not a signature", pkt)
+		}
+		if out = append(out, s); len(out) > 2 {
+			return nil, errors.New("more than two packets: a detached signature is one, or two during a key transition")
+		}
 	}
-	s, ok := pkt.(*packet.Signature)
-	if !ok {
-		return nil, fmt.Errorf("an OpenPGP %T, not a signature", pkt)
-	}
-	if _, err := rd.Next(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("more than one packet: a detached signature is one")
-	}
-	return s, nil
 }
 
 func isArmored(sig []byte) bool {

@@ -150,7 +150,7 @@ var Commands = []Spec{
 		Desc: "reads the artifact from stdin to its end and writes one detached OpenPGP signature to stdout, after its audit record is on disk. The default command: an empty command string means sign."},
 	{Name: Pubkey, Remote: true, Config: true,
 		Flags: []Flag{profileFlag},
-		Desc:  "writes the profile's ASCII-armored public certificate to stdout; with a next_key, until old_key_until, both certificates in one block, then the next key's alone."},
+		Desc:  "writes the profile's ASCII-armored public certificate to stdout; with a next_key, its certificate from old_key_until on."},
 	{Name: Checkpoint, Remote: true, Config: true,
 		Flags: []Flag{
 			{Name: "--from", Value: "N", Desc: "also the consistency proof from the tree of size N (a checkpoint held earlier) to this one, as C2SP tlog-witness's add-checkpoint body"},

@@ -221,11 +221,12 @@ func (r *Request) Pubkey(c *command.Request) Result {
 		return s.finish(st)
 	}
 	s.profile = p
-	out, err := backend.ReadPublicAll(PubkeyFiles(p, s.Now())...)
+	file := PubkeyFile(p, s.Now())
+	out, err := backend.ReadPublic(file)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
-			return s.finish(halt(FailedCertificate, fmt.Sprintf("cannot read key %s: %s", p.Key, errText(err))))
+			return s.finish(halt(FailedCertificate, fmt.Sprintf("cannot read key %s: %s", file, errText(err))))
 		}
 		return s.finish(halt(FailedCertificate, err.Error()))
 	}

@@ -88,15 +88,14 @@ func (s *session) signAll(in *signer.Input, created time.Time, notes ...signer.N
 	return append(sig, second...), nil
 }
 
-// PubkeyFiles are the certificates pubkey serves at t: key's; with a
-// next_key, next_key's after it until old_key_until, so that keyrings take
-// the new key before it signs; from old_key_until on next_key's alone.
-func PubkeyFiles(p *config.Profile, t time.Time) []string {
-	if p.NextKey == "" {
-		return []string{p.Key}
-	}
+// PubkeyFile is the certificate pubkey serves at t: one, as the
+// contract's pubkey has always been (signstar-client pins exactly one):
+// key's until old_key_until, next_key's from then on. The next key's
+// certificate reaches keyrings before its day from keygen's output (README,
+// "Key transitions").
+func PubkeyFile(p *config.Profile, t time.Time) string {
 	if old, _ := p.Signers(t); old {
-		return []string{p.Key, p.NextKey}
+		return p.Key
 	}
-	return []string{p.NextKey}
+	return p.NextKey
 }

@@ -237,18 +237,18 @@ func TestTransitionSecondPacketVerifies(t *testing.T) {
 	}
 }
 
-// TestTransitionPubkey: pubkey serves both certificates, in one block,
-// from the moment a next_key is named until old_key_until, and the next
-// key's alone after it.
+// TestTransitionPubkey: pubkey serves key's certificate until
+// old_key_until, and the next key's from then on: one certificate.
 func TestTransitionPubkey(t *testing.T) {
 	old, next := fingerprintOf(t, "ed25519"), fingerprintOf(t, "rsa3072")
 	for _, c := range []struct {
 		from, until time.Duration
 		want        []string
 	}{
-		{time.Hour, 2 * time.Hour, []string{old, next}},
-		{-time.Hour, time.Hour, []string{old, next}},
+		{time.Hour, 2 * time.Hour, []string{old}},
+		{-time.Hour, time.Hour, []string{old}},
 		{-2 * time.Hour, -time.Hour, []string{next}},
+		{-time.Hour, -time.Hour, []string{next}},
 	} {
 		f, _ := transitionFixture(t, "ed25519", "rsa3072", c.from, c.until)
 		res := f.rq.Pubkey(&command.Request{Name: command.Pubkey})
