@@ -17,8 +17,8 @@
 //	decide    --expect, the profile's kinds, its quorum (quorum.go: a
 //	          voter's request short of it ends as a vote), its rate (the
 //	          log's lock is taken here and held to the append)
-//	commit    sign and self-verify (with each key that signs now, into
-//	          one .sig), check the client is still there, append the signed
+//	commit    sign and self-verify (signAll: each key that signs now,
+//	          into one .sig), check the client is still there, append the signed
 //	          record (which also sends it to the syslog socket, when there
 //	          is one), then release the signature
 //

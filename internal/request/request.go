@@ -449,9 +449,9 @@ func (s *session) commit(a *artifact, armored bool) *stop {
 		return halt(FailedLog, "not signing: "+err.Error())
 	}
 	created := s.Now()
-	sig, st := s.signAll(a.in, created, signer.Notation{Name: audit.NotationName, Value: audit.FormatNotation(seq, root)})
-	if st != nil {
-		return st
+	sig, err := s.signAll(a.in, created, signer.Notation{Name: audit.NotationName, Value: audit.FormatNotation(seq, root)})
+	if err != nil {
+		return halt(FailedSign, err.Error())
 	}
 	if clientGone(s.Stdout) {
 		return halt(FailedClientGone, "the client disconnected before the signature could be sent; it was discarded")

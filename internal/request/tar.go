@@ -255,9 +255,9 @@ func (s *session) commitTar(b *batch, armored bool) *stop {
 		if err != nil {
 			return halt(FailedLog, "not signing: "+err.Error())
 		}
-		sig, err := signer.Sign(m.in, s.key, created, signer.Notation{Name: audit.NotationName, Value: audit.FormatNotation(seq, root)})
+		sig, err := s.signAll(m.in, created, signer.Notation{Name: audit.NotationName, Value: audit.FormatNotation(seq, root)})
 		if err != nil {
-			return haltMember(FailedSign, m, memberMessage(m, backendMessage(s.profile, err)))
+			return haltMember(FailedSign, m, memberMessage(m, err.Error()))
 		}
 		m.sig = sig
 		recs[i] = s.memberRecord(m, Signed, "", base64.StdEncoding.EncodeToString(sig), created)

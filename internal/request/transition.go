@@ -72,18 +72,18 @@ func expiredHint(p *config.Profile, now time.Time, msg string, err error) string
 
 // signAll makes the signature packets of the keys that sign now, each with
 // notes and verified against its key (signer.Sign), and returns them in one
-// .sig.
-func (s *session) signAll(in *signer.Input, created time.Time, notes ...signer.Notation) ([]byte, *stop) {
+// .sig. Its error is worded for stderr and the record (backendMessage).
+func (s *session) signAll(in *signer.Input, created time.Time, notes ...signer.Notation) ([]byte, error) {
 	sig, err := signer.Sign(in, s.key, created, notes...)
 	if err != nil {
-		return nil, halt(FailedSign, backendMessage(s.profile, err))
+		return nil, errors.New(backendMessage(s.profile, err))
 	}
 	if s.next == nil {
 		return sig, nil
 	}
 	second, err := signer.Sign(in, s.next, created, notes...)
 	if err != nil {
-		return nil, halt(FailedSign, "next_key: "+backendMessage(s.profile.WithKey(s.profile.NextKey), err))
+		return nil, errors.New("next_key: " + backendMessage(s.profile.WithKey(s.profile.NextKey), err))
 	}
 	return append(sig, second...), nil
 }

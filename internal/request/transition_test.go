@@ -309,3 +309,30 @@ func TestCheckBackendTransition(t *testing.T) {
 		t.Fatalf("CheckBackend: %v, want %q", err, want)
 	}
 }
+
+// TestTransitionTar: sign --tar during a transition gives every member two
+// packets, each record names both keys, and audit verify accepts the log.
+func TestTransitionTar(t *testing.T) {
+	old, next := fingerprintOf(t, "ed25519"), fingerprintOf(t, "rsa3072")
+	f, _ := transitionFixture(t, "ed25519", "rsa3072", -time.Hour, time.Hour)
+	fs := files(t, 2)
+	f.input(archive(t, fs...))
+	f.rq.Command = "sign --tar"
+	if res := f.rq.Sign(sign("--tar")); res.Outcome != Signed {
+		t.Fatalf("%+v", res)
+	}
+	_, sigs := signatures(t, f.stdout.Bytes())
+	recs := f.records()
+	if len(sigs) != 2 || len(recs) != 2 {
+		t.Fatalf("%d signatures, %d records", len(sigs), len(recs))
+	}
+	for i, fl := range fs {
+		if got := packets(t, sigs[i], fl.data); strings.Join(got, " ") != old+" "+next {
+			t.Errorf("%s: packets of %v", fl.name, got)
+		}
+		if recs[i].Key != old || recs[i].NextKey != next {
+			t.Errorf("record %d: key %q next_key %q", i, recs[i].Key, recs[i].NextKey)
+		}
+	}
+	verifyLog(t, f.logPath)
+}
