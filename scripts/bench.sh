@@ -298,7 +298,7 @@ report="$work/report.md"
 	awk -F'\t' -v recs="$biglog_records" -v votes="$biglog_votes" '
 		$1 == "quorum-1KiB-file" { med[$2] = $4; runs = $3 }
 		END {
-			printf "\n**Quorum check, 1 KiB** (%d runs each, interleaved): a publisher'"'"'s request for bytes with a quorum (2 of 3 voters, quorum_window 2h) against the log of %d records above (%d votes over 29 days: the count reads about 30 within the window and 16 before it) x %.3f of a plain request against an empty log, x %.3f of one against the same log (%.1f vs %.1f and %.1f ms median).\n", runs, recs, votes, med["quorum"] / med["plain"], med["quorum"] / med["plain-big-log"], med["quorum"] * 1000, med["plain"] * 1000, med["plain-big-log"] * 1000
+			printf "\n**Quorum check, 1 KiB** (%d runs each, interleaved): a publisher'"'"'s request for bytes with a quorum (2 of 3 voters, quorum_window 2h) against the log of %d records above (%d votes over 29 days: the count reads about %d within the window and 16 before it) x %.3f of a plain request against an empty log, x %.3f of one against the same log (%.1f vs %.1f and %.1f ms median).\n", runs, recs, votes, votes * 2 / (29 * 24), med["quorum"] / med["plain"], med["quorum"] / med["plain-big-log"], med["quorum"] * 1000, med["plain"] * 1000, med["plain-big-log"] * 1000
 		}' "$results"
 	awk -v recs="$biglog_records" -v s="$verify_s" -v cpu="$verify_cpu" -v kb="$verify_rss" -v skb="$biglog_sign_rss" 'BEGIN {
 		printf "\n**audit verify, %d records** (chain, signatures, tree, notations; one process): %.1f s wall, %.1f s CPU: %.0f records/s of wall time, %.0f records/s of CPU time; peak RSS %.1f MiB. A 1 KiB signature against that log peaks at %.1f MiB.\n", recs, s, cpu, recs / s, recs / cpu, kb / 1024, skb / 1024
