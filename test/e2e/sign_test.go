@@ -288,10 +288,13 @@ func fileTransfers(t *testing.T, e *enclave, d sshtest.Deployment) []transfer {
 		t.Fatal(err)
 	}
 	got := filepath.Join(local, "got.key")
+	// Names of this test's own, so that a stray file of another program
+	// (a /tmp/x) is not taken for a leak.
 	remoteFile := "/tmp/signstar-e2e-scp-" + d.String()
+	sftpFile := "/tmp/signstar-e2e-sftp-" + d.String()
 	leaked := func() bool {
 		b, _ := os.ReadFile(got)
-		return bytes.Contains(b, []byte("PRIVATE KEY")) || exists(remoteFile) || exists("/tmp/x")
+		return bytes.Contains(b, []byte("PRIVATE KEY")) || exists(remoteFile) || exists(sftpFile)
 	}
 	client := func(prog string, stdin string, args ...string) func() ([]byte, error) {
 		return func() ([]byte, error) {
@@ -310,7 +313,7 @@ func fileTransfers(t *testing.T, e *enclave, d sshtest.Deployment) []transfer {
 		{"scp -O put", client("scp", "", "-O", payload, host+":"+remoteFile), leaked, "scp -t " + remoteFile},
 		{"scp -O get", client("scp", "", "-O", host+":"+e.key, got), leaked, "scp -f " + e.key},
 		{"sftp get", client("sftp", "get "+e.key+" "+got+"\n", "-b", "-", host), leaked, ""},
-		{"sftp put", client("sftp", "put "+payload+" /tmp/x\nls /\n", "-b", "-", host), leaked, ""},
+		{"sftp put", client("sftp", "put "+payload+" "+sftpFile+"\nls /\n", "-b", "-", host), leaked, ""},
 		{"ssh -s sftp", client("ssh", "", "-s", host, "sftp"), leaked, ""},
 	}
 }
