@@ -78,6 +78,7 @@ func TestScripts(t *testing.T) {
 			"sticky":       cmdSticky,
 			"sshauth":      cmdSSHAuth,
 			"exitis":       cmdExitIs,
+			"v1response":   cmdV1Response,
 		},
 	})
 }
@@ -108,7 +109,31 @@ func setupScript(env *testscript.Env) error {
 	}
 	env.Setenv("ME", u.Username)
 	env.Setenv("KEYS", dst)
+	env.Setenv("UPSTREAM", upstreamDir)
 	return nil
+}
+
+// upstreamDir holds Arch Linux Signstar's request fixtures.
+var upstreamDir, _ = filepath.Abs("../../internal/archreq/testdata/upstream")
+
+// v1response RESPONSE SIG: RESPONSE is upstream's signing response (exactly
+// version "1.0.0" and an armored signature); write the signature to SIG.
+func cmdV1Response(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: v1response RESPONSE SIG")
+	}
+	dec := json.NewDecoder(strings.NewReader(ts.ReadFile(args[0])))
+	dec.DisallowUnknownFields()
+	var resp struct {
+		Version   *string `json:"version"`
+		Signature *string `json:"signature"`
+	}
+	ts.Check(dec.Decode(&resp))
+	if dec.More() || resp.Version == nil || *resp.Version != "1.0.0" || resp.Signature == nil ||
+		!strings.HasPrefix(*resp.Signature, "-----BEGIN PGP SIGNATURE-----\n") || !strings.HasSuffix(*resp.Signature, "-----END PGP SIGNATURE-----") {
+		ts.Fatalf("not a signstar-v1 response: %s", ts.ReadFile(args[0]))
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(*resp.Signature+"\n"), 0o644))
 }
 
 // subst IN OUT: copy IN to OUT expanding $WORK, $ME, $KEYS and friends.

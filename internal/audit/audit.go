@@ -39,6 +39,9 @@ const (
 	Vote = "vote"
 )
 
+// HashedByClient is the record's hashed_by when the digest is the client's.
+const HashedByClient = "client"
+
 // ZeroHash is the prev of the first record.
 var ZeroHash = strings.Repeat("0", 64)
 
@@ -66,7 +69,11 @@ type Record struct {
 	Name   string `json:"name,omitempty"`
 	Size   int64  `json:"size"`
 	Digest string `json:"digest"`
-	Kind   string `json:"kind"`
+	// HashedBy is HashedByClient when the client hashed the artifact and
+	// digest and size are its claim (a signstar-v1 request); "", and left
+	// out of the line, when signstar hashed the bytes it read.
+	HashedBy string `json:"hashed_by,omitempty"`
+	Kind     string `json:"kind"`
 	// Voter is the entry of the profile's voters that the caller is, on a
 	// vote and on the signature that met a quorum; absent otherwise, so
 	// that records without it keep their bytes.
@@ -104,6 +111,9 @@ func (r *Record) Marshal() ([]byte, error) {
 	b = append(b, `,"size":`...)
 	b = strconv.AppendInt(b, r.Size, 10)
 	b = appendField(b, "digest", r.Digest)
+	if r.HashedBy != "" {
+		b = appendField(b, "hashed_by", r.HashedBy)
+	}
 	b = appendField(b, "kind", r.Kind)
 	if r.Voter != "" {
 		b = appendField(b, "voter", r.Voter)

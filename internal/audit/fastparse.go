@@ -127,7 +127,8 @@ func fastRecord(line []byte) (*Record, bool) {
 		{`,"time":`, &r.Time, nil, false}, {`,"user":`, &r.User, nil, false}, {`,"ssh_key":`, &r.SSHKey, nil, false},
 		{`,"client":`, &r.Client, nil, false}, {`,"command":`, &r.Command, nil, false}, {`,"profile":`, &r.Profile, nil, false},
 		{`,"outcome":`, &r.Outcome, nil, false}, {`,"reason":`, &r.Reason, nil, false}, {`,"name":`, &r.Name, nil, true},
-		{`,"size":`, nil, &r.Size, false}, {`,"digest":`, &r.Digest, nil, false}, {`,"kind":`, &r.Kind, nil, false},
+		{`,"size":`, nil, &r.Size, false}, {`,"digest":`, &r.Digest, nil, false},
+		{`,"hashed_by":`, &r.HashedBy, nil, true}, {`,"kind":`, &r.Kind, nil, false},
 		{`,"voter":`, &r.Voter, nil, true}, {`,"key":`, &r.Key, nil, false}, {`,"next_key":`, &r.NextKey, nil, true},
 		{`,"signature":`, &r.Signature, nil, false}, {`,"sandbox":`, &r.Sandbox, nil, false}, {`,"prev":`, &r.Prev, nil, false},
 	}

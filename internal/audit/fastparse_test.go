@@ -20,6 +20,9 @@ func FuzzFastRecord(f *testing.F) {
 		r.Name, r.Voter, r.NextKey = "", "", "F2BDA20E273E7207A1CE8CA5EF2E40F4016C8C35"
 		line, _ = r.Marshal()
 		f.Add(line)
+		r.NextKey, r.HashedBy = "", HashedByClient
+		line, _ = r.Marshal()
+		f.Add(line)
 	}
 	f.Add([]byte(`{"seq":1,"time":"x\ud800"}`))
 	f.Fuzz(func(t *testing.T, line []byte) {

@@ -26,7 +26,7 @@ var awkward = []string{
 func TestMarshalMatchesJSON(t *testing.T) {
 	for i, s := range awkward {
 		r := &Record{Seq: uint64(i) + 1, Time: s, User: s, SSHKey: s, Client: s, Command: s, Profile: s,
-			Outcome: s, Reason: s, Name: s, Size: int64(i) - 3, Digest: s, Kind: s, Voter: s, Key: s, NextKey: s, Signature: s, Sandbox: s, Prev: s}
+			Outcome: s, Reason: s, Name: s, Size: int64(i) - 3, Digest: s, HashedBy: s, Kind: s, Voter: s, Key: s, NextKey: s, Signature: s, Sandbox: s, Prev: s}
 		got, _ := r.Marshal()
 		if want := stdMarshal(t, r); !bytes.Equal(got, want) {
 			t.Errorf("%q:\n got %s\nwant %s", s, got, want)
@@ -72,6 +72,27 @@ func TestMarshalNextKey(t *testing.T) {
 	}
 }
 
+// TestHashedByLine: hashed_by stands after digest when set and is left out
+// otherwise, so the records of signstar-hashed requests keep their bytes.
+func TestHashedByLine(t *testing.T) {
+	r := &Record{Seq: 1, Digest: "sha512:ab", Kind: ""}
+	plain, _ := r.Marshal()
+	if bytes.Contains(plain, []byte("hashed_by")) {
+		t.Fatalf("hashed_by written when empty: %s", plain)
+	}
+	r.HashedBy = HashedByClient
+	got, _ := r.Marshal()
+	if !bytes.Contains(got, []byte(`"digest":"sha512:ab","hashed_by":"client","kind":""`)) {
+		t.Fatalf("%s", got)
+	}
+	if want := stdMarshal(t, r); !bytes.Equal(got, want) {
+		t.Fatalf("\n got %s\nwant %s", got, want)
+	}
+	if fr, ok := fastRecord(got); !ok || *fr != *r {
+		t.Fatalf("audit verify's fast path: %+v, %v", fr, ok)
+	}
+}
+
 func TestRecordSeq(t *testing.T) {
 	for in, want := range map[string]uint64{
 		`{"seq":1,"time":""}`:                1,
@@ -102,7 +123,7 @@ func FuzzMarshal(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, seq uint64, a, b string, size int64) {
 		r := &Record{Seq: seq, Time: a, User: b, SSHKey: a + b, Client: b, Command: a, Profile: b, Outcome: a,
-			Reason: b + a, Size: size, Digest: a, Kind: b, Key: a, NextKey: b, Signature: b, Sandbox: a, Prev: b}
+			Reason: b + a, Size: size, Digest: a, HashedBy: b, Kind: b, Key: a, NextKey: b, Signature: b, Sandbox: a, Prev: b}
 		got, _ := r.Marshal()
 		if want := stdMarshal(t, r); !bytes.Equal(got, want) {
 			t.Fatalf("\n got %s\nwant %s", got, want)

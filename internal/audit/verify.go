@@ -137,6 +137,9 @@ func checkRecord(rp *Record) (*Record, error) {
 	if _, err := time.Parse(TimeFormat, r.Time); err != nil {
 		return nil, errors.New("time is not RFC 3339 UTC")
 	}
+	if r.HashedBy != "" && r.HashedBy != HashedByClient {
+		return nil, fmt.Errorf("hashed_by %q is not %q", r.HashedBy, HashedByClient)
+	}
 	switch r.Outcome {
 	case Signed:
 		if r.Reason != "" || r.Signature == "" || r.Key == "" || r.Digest == "" {

@@ -29,7 +29,10 @@ const (
 
 // Request is a parsed remote command.
 type Request struct {
-	Name  string
+	Name string
+	// Empty is an empty command (no words), which means sign; to a profile
+	// that accepts signstar-v1 it means a signstar-v1 request.
+	Empty bool
 	Armor bool
 	// Tar: stdin is a tar of files, stdout a tar of their signatures.
 	Tar     bool
@@ -100,7 +103,7 @@ func plainWord(w string) bool {
 // the wording of refusals for admin commands.
 func ParseWords(words []string, remote bool) (*Request, error) {
 	if len(words) == 0 {
-		return &Request{Name: Sign}, nil
+		return &Request{Name: Sign, Empty: true}, nil
 	}
 	for _, w := range words {
 		if !plainWord(w) {

@@ -147,7 +147,7 @@ var Commands = []Spec{
 			{Name: "--expect", Value: "ALGO:HEX",
 				Desc: "refuse, without a signature, unless the bytes received hash to exactly this (sha256:HEX or sha512:HEX); with --tar, the whole tar stream as sent"},
 		},
-		Desc: "reads the artifact from stdin to its end and writes one detached OpenPGP signature to stdout, after its audit record is on disk. The default command: an empty command string means sign."},
+		Desc: "reads the artifact from stdin to its end and writes one detached OpenPGP signature to stdout, after its audit record is on disk. The default command: an empty command string means sign, except to a profile with accept = [\"signstar-v1\"], where it means a signstar-v1 request: stdin is the JSON request of Arch Linux's signstar-request-signature (the client's SHA-512 state of the file) and stdout its JSON response."},
 	{Name: Pubkey, Remote: true, Config: true,
 		Flags: []Flag{profileFlag},
 		Desc:  "writes the profile's ASCII-armored public certificate to stdout; with a next_key, its certificate from old_key_until on."},

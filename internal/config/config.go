@@ -19,6 +19,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/signstar/signstar/internal/archreq"
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/backend/piv"
 	"github.com/signstar/signstar/internal/digest"
@@ -93,6 +94,7 @@ type Profile struct {
 	NextKey         string   `toml:"next_key"`
 	NextKeyFromText string   `toml:"next_key_from"`
 	OldKeyUntilText string   `toml:"old_key_until"`
+	Accept          []string `toml:"accept"`
 	GPGAgent        GPGAgent `toml:"gpg_agent"`
 	PIV             PIV      `toml:"piv"`
 	TPM             TPM      `toml:"tpm"`
@@ -440,6 +442,9 @@ func (p *Profile) check(loc *locator, i int) error {
 	if err := p.checkTransition(e); err != nil {
 		return err
 	}
+	if err := p.checkAccept(e); err != nil {
+		return err
+	}
 	switch p.Backend {
 	case BackendKeyfile:
 		if p.GPGAgent != (GPGAgent{}) || p.PIV != (PIV{}) {
@@ -474,6 +479,38 @@ func (p *Profile) check(loc *locator, i int) error {
 	}
 	return nil
 }
+
+// checkAccept checks accept: known protocols, each once, and what they
+// need of the profile. The client hashes a signstar-v1 request's file, so
+// the enclave cannot see its kind (only "any" can allow it) and the hash
+// is the client's SHA-512.
+func (p *Profile) checkAccept(e func(key, msg string) error) error {
+	choices := KeyInfo("profile", "accept").Choices
+	for i, a := range p.Accept {
+		if !contains(choices, a) {
+			return e("accept", fmt.Sprintf("%q is not a request protocol: use %s", a, orQuoted(choices)))
+		}
+		if contains(p.Accept[:i], a) {
+			return e("accept", fmt.Sprintf("%q is listed twice", a))
+		}
+	}
+	if p.Accepts(archreq.Accept) {
+		if len(p.Kinds) != 1 || p.Kinds[0] != policy.KindAny {
+			return e("accept", fmt.Sprintf("%q needs kinds = [\"any\"]: the client sends a hash state, not the file, so its kind cannot be checked", archreq.Accept))
+		}
+		if p.Quorum > 0 {
+			return e("accept", fmt.Sprintf("%q cannot be combined with quorum: a vote answers with exit 3 and nothing on stdout, which signstar-request-signature cannot read", archreq.Accept))
+		}
+		if p.HashFunc != crypto.SHA512 {
+			return e("accept", fmt.Sprintf("%q needs hash = \"sha512\": the client's state is SHA-512, and the profile's hash is its signatures'", archreq.Accept))
+		}
+	}
+	return nil
+}
+
+// Accepts reports whether the profile opted into the request protocol
+// proto (an accept value).
+func (p *Profile) Accepts(proto string) bool { return contains(p.Accept, proto) }
 
 // Allows reports whether user may use the profile.
 func (p *Profile) Allows(user string) bool { return contains(p.Users, user) }

@@ -240,3 +240,36 @@ func TestTransition(t *testing.T) {
 		t.Errorf("without next_key: old %v next %v", old, next)
 	}
 }
+
+// TestAccept: signstar-v1 is taken only by a profile that can take it:
+// kinds ["any"] (the enclave never sees the file) and hash sha512 (the
+// client's state).
+func TestAccept(t *testing.T) {
+	for text, want := range map[string]string{
+		base + "accept = [\"signstar-v2\"]\n":                                                `profile[1].accept: "signstar-v2" is not a request protocol: use "signstar-v1"`,
+		base + "accept = [\"signstar-v1\", \"signstar-v1\"]\nhash = \"sha512\"\n":            `"signstar-v1" is listed twice`,
+		base + "accept = [\"signstar-v1\"]\n":                                                `"signstar-v1" needs hash = "sha512"`,
+		base + "accept = [\"signstar-v1\"]\nhash = \"sha512\"\nkinds = [\"pacman-db\"]\n":    `"signstar-v1" needs kinds = ["any"]`,
+		base + "accept = [\"signstar-v1\"]\nhash = \"sha512\"\nkinds = [\"any\", \"iso\"]\n": `"signstar-v1" needs kinds = ["any"]`,
+		base + "accept = \"signstar-v1\"\n":                                                  "accept",
+		quorumBase + "accept = [\"signstar-v1\"]\nhash = \"sha512\"\n":                       `"signstar-v1" cannot be combined with quorum`,
+	} {
+		_, err := Parse("f.toml", []byte(text))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", text, err, want)
+		}
+	}
+	for _, text := range []string{
+		base + "accept = [\"signstar-v1\"]\nhash = \"sha512\"\n",
+		base + "accept = [\"signstar-v1\"]\nhash = \"sha512\"\nkinds = [\"any\"]\n",
+		base + "accept = []\n",
+	} {
+		c, err := Parse("f.toml", []byte(text))
+		if err != nil {
+			t.Fatalf("%q: %v", text, err)
+		}
+		if got, want := c.Profiles[0].Accepts("signstar-v1"), strings.Contains(text, "signstar-v1"); got != want {
+			t.Errorf("%q: Accepts = %v", text, got)
+		}
+	}
+}

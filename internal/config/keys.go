@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/signstar/signstar/internal/archreq"
 	"github.com/signstar/signstar/internal/backend/piv"
 	"github.com/signstar/signstar/internal/digest"
 	"github.com/signstar/signstar/internal/policy"
@@ -122,6 +123,9 @@ var Keys = []Key{
 	{Table: "profile", Name: "old_key_until", Type: "string", Required: "next_key is set", Example: `"2027-02-01"`,
 		Desc:    "When key stops signing and next_key signs alone (the instant itself is the next key's): YYYY-MM-DD (midnight UTC) or an RFC 3339 time.",
 		Refused: "anything but a date or an RFC 3339 time; a time before next_key_from; without next_key"},
+	{Table: "profile", Name: "accept", Type: "array of strings", Choices: []string{archreq.Accept}, Example: `["` + archreq.Accept + `"]`,
+		Desc:    "Request protocols the profile takes besides the artifact on stdin. signstar-v1 is the JSON request of Arch Linux's Signstar client (signstar-request-signature): with an empty command, stdin is a request carrying the client's SHA-512 state of the file, and stdout gets the JSON response with an armored signature. None when absent.",
+		Refused: "a value listed twice; signstar-v1 unless kinds = [\"any\"] and hash = \"sha512\", or with quorum"},
 	{Table: "profile.gpg_agent", Name: "socket", Type: "string", Required: "backend = \"gpg-agent\"", Example: `"/run/signstar/S.gpg-agent"`,
 		Desc:    "The agent's socket, or a socket redirection file naming an absolute path. The agent needs allow-loopback-pinentry when passphrase_file is set.",
 		Refused: "a relative path"},

@@ -266,7 +266,7 @@ Failed: backend, key, audit log or internal error; for
 findings.
 .It 2
 Refused: usage, unknown command, policy (size, kind, rate, profile, digest mismatch,
-a quorum not met for a publisher, a caller that is no voter).
+a quorum not met for a publisher, a caller that is no voter), a signstar-v1 request that is not one.
 .It 3
 Vote recorded: in a quorum profile, the bytes do not have their quorum of voters yet;
 nothing is signed.

@@ -13,6 +13,8 @@
 //	lock down sandbox.Lockdown, keeping the log's and backend's descriptors
 //	receive   the request shape's own step: for `sign`, stdin streamed
 //	          through one hash pass, the kind sniffer and --expect's hash;
+//	          for a signstar-v1 request (an empty command to a profile that
+//	          accepts it), the client's SHA-512 state (clientstate.go);
 //	          for `sign --tar` (tar.go), each member of the archive so
 //	decide    --expect, the profile's kinds, its quorum (quorum.go: a
 //	          voter's request short of it ends as a vote), its rate (the

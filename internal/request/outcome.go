@@ -24,7 +24,13 @@ const (
 	// RefusedProfile: no profile is available to the caller (or the one
 	// asked for is missing or forbidden: the same words for both).
 	RefusedProfile
-	// RefusedTooLarge: the upload passed the profile's max_size.
+	// RefusedRequest: a signstar-v1 request (internal/archreq) that is
+	// not one: not JSON, another major version, an unknown required
+	// field or value, a state that is not sha2's, or longer than
+	// archreq.MaxRequest.
+	RefusedRequest
+	// RefusedTooLarge: the upload passed the profile's max_size (for a
+	// signstar-v1 request: the bytes its state says the client hashed).
 	RefusedTooLarge
 	// RefusedDigest: the upload does not hash to the client's --expect.
 	RefusedDigest
@@ -142,6 +148,7 @@ var Table = [numOutcomes]Row{
 	RefusedCommand:  {audit.Refused, ExitRefused, Refusal},
 	RefusedTerminal: {audit.Refused, ExitRefused, Refusal},
 	RefusedProfile:  {audit.Refused, ExitRefused, Refusal},
+	RefusedRequest:  {audit.Refused, ExitRefused, Refusal},
 	RefusedTooLarge: {audit.Refused, ExitRefused, Refusal},
 	RefusedDigest:   {audit.Refused, ExitRefused, Refusal},
 	RefusedKind:     {audit.Refused, ExitRefused, Refusal},
@@ -172,7 +179,7 @@ var Table = [numOutcomes]Row{
 
 var outcomeNames = [numOutcomes]string{
 	"Signed", "Served",
-	"RefusedCommand", "RefusedTerminal", "RefusedProfile", "RefusedTooLarge", "RefusedDigest", "RefusedKind", "RefusedRate", "RefusedRecord", "RefusedArchive",
+	"RefusedCommand", "RefusedTerminal", "RefusedProfile", "RefusedRequest", "RefusedTooLarge", "RefusedDigest", "RefusedKind", "RefusedRate", "RefusedRecord", "RefusedArchive",
 	"RefusedQuorum", "RefusedVoter", "Voted",
 	"FailedProfile", "FailedBackend", "FailedSandbox", "FailedUpload", "FailedInterrupted", "FailedIdle", "FailedClientGone",
 	"FailedRateLog", "FailedSign", "FailedCertificate", "FailedOutput", "FailedInternal", "FailedCheckpoint", "FailedSyslog", "FailedLog",

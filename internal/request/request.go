@@ -19,6 +19,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 
+	"github.com/signstar/signstar/internal/archreq"
 	"github.com/signstar/signstar/internal/audit"
 	"github.com/signstar/signstar/internal/backend"
 	"github.com/signstar/signstar/internal/command"
@@ -87,6 +88,11 @@ type session struct {
 	size   int64
 	digest string
 	kind   string
+	// emptyCommand is the client's empty command; hashedBy is the
+	// record's hashed_by: audit.HashedByClient once the profile makes
+	// that a signstar-v1 request.
+	emptyCommand bool
+	hashedBy     string
 	// voter is the caller's entry of a quorum profile's voters, for the
 	// record of its vote or of the signature its vote gave.
 	voter string
@@ -140,6 +146,7 @@ func (s *session) record(o Outcome, reason, signature string, t time.Time) *audi
 		Reason:    reason,
 		Size:      s.size,
 		Digest:    s.digest,
+		HashedBy:  s.hashedBy,
 		Kind:      s.kind,
 		Signature: signature,
 		Sandbox:   s.sandbox,
@@ -260,6 +267,7 @@ func (s *session) sign(c *command.Request) *stop {
 	s.upload = up
 	time.AfterFunc(s.SignalGrace, up.stopOnSignal)
 
+	s.emptyCommand = c.Empty
 	if st := s.open(c.Profile); st != nil {
 		return st
 	}
@@ -269,7 +277,13 @@ func (s *session) sign(c *command.Request) *stop {
 	if c.Tar {
 		return s.signTar(c)
 	}
-	a, st := s.receiveStdin(c.Expect)
+	var a *artifact
+	var st *stop
+	if s.hashedBy == audit.HashedByClient {
+		a, st = s.receiveRequest()
+	} else {
+		a, st = s.receiveStdin(c.Expect)
+	}
 	if st != nil {
 		return st
 	}
@@ -288,6 +302,13 @@ func (s *session) open(asked string) *stop {
 		return st
 	}
 	s.profile = p
+	// An empty command to a profile that accepts signstar-v1 is such a
+	// request, and nothing else: stdin is never taken for the file, so
+	// JSON cannot be mistaken for an artifact or the other way round
+	// (an upload of the file itself says `sign`).
+	if s.emptyCommand && p.Accepts(archreq.Accept) {
+		s.hashedBy = audit.HashedByClient
+	}
 	s.sandbox = withEnforced(s.sandbox, p)
 	if sl := s.Log.Syslog(); sl != nil && sl.Required && sl.Err() != nil {
 		return halt(FailedSyslog, fmt.Sprintf("not signing: [audit] syslog_required is set and the syslog socket %s does not answer (%v): start the syslog daemon, or fix [audit] syslog in %s", sl.Path(), sl.Err(), s.Config.Path))
@@ -333,6 +354,11 @@ type artifact struct {
 	// upload's digest under expect's hash.
 	expect *command.Expect
 	got    []byte
+	// notes go into the signature's hashed area.
+	notes []signer.Notation
+	// respond, when set, is what stdout gets for the signature (a
+	// request shape's own response) instead of the packet or its armor.
+	respond func(sig []byte) []byte
 }
 
 // receiveStdin is the sign command's receive step: stdin read to EOF in one
@@ -449,7 +475,8 @@ func (s *session) commit(a *artifact, armored bool) *stop {
 		return halt(FailedLog, "not signing: "+err.Error())
 	}
 	created := s.Now()
-	sig, err := s.signAll(a.in, created, signer.Notation{Name: audit.NotationName, Value: audit.FormatNotation(seq, root)})
+	notes := append([]signer.Notation{{Name: audit.NotationName, Value: audit.FormatNotation(seq, root)}}, a.notes...)
+	sig, err := s.signAll(a.in, created, notes...)
 	if err != nil {
 		return halt(FailedSign, err.Error())
 	}
@@ -457,7 +484,10 @@ func (s *session) commit(a *artifact, armored bool) *stop {
 		return halt(FailedClientGone, "the client disconnected before the signature could be sent; it was discarded")
 	}
 	out := sig
-	if armored {
+	switch {
+	case a.respond != nil:
+		out = a.respond(sig)
+	case armored:
 		out = armorSignature(sig)
 	}
 	rec := s.record(Signed, "", base64.StdEncoding.EncodeToString(sig), created)

@@ -173,6 +173,15 @@ func (f *fixture) check(res Result, want Outcome, msg string) *audit.Record {
 	return r
 }
 
+// empty is the empty command, as Arch's client sends it.
+func empty() *command.Request {
+	req, err := command.ParseRemote("")
+	if err != nil || !req.Empty {
+		panic(fmt.Sprint(req, err))
+	}
+	return req
+}
+
 func sign(extra ...string) *command.Request {
 	req, err := command.ParseWords(append([]string{"sign"}, extra...), false)
 	if err != nil {
@@ -248,6 +257,14 @@ var rowTests = map[Outcome]func(t *testing.T){
 		f.check(f.rq.Sign(sign()), RefusedProfile, "no profile is available to user mallory")
 		f.rq.Caller.User = uidUser(os.Getuid())
 		f.check(f.rq.Sign(sign("--profile", "other")), RefusedProfile, `profile "other" is not available`)
+	},
+	RefusedRequest: func(t *testing.T) {
+		f := newFixture(t, "ed25519", v1Profile)
+		f.input([]byte(`{"version":"2.0.0"}`))
+		r := f.check(f.rq.Sign(empty()), RefusedRequest, `not a signstar-v1 request (19 bytes read): version "2.0.0" is not understood`)
+		if r.HashedBy != audit.HashedByClient || r.Size != 0 || r.Digest != "" || r.Profile != "repo" {
+			t.Errorf("record %+v", r)
+		}
 	},
 	RefusedTooLarge: func(t *testing.T) {
 		f := newFixture(t, "ed25519", `max_size = "512"`)

@@ -119,9 +119,11 @@ func oldHeader(tag byte, n int) []byte {
 }
 
 // Notation is a notation data subpacket (RFC 4880, 5.2.3.16): a
-// human-readable name@domain and its UTF-8 value, never critical.
+// name@domain and its value, never critical: human-readable UTF-8, or
+// bytes when Binary (upstream Arch Signstar's data-digest, a raw SHA-512).
 type Notation struct {
 	Name, Value string
+	Binary      bool
 }
 
 // data is the subpacket's body: the human-readable flag, the lengths, the
@@ -130,7 +132,11 @@ func (n Notation) data() ([]byte, error) {
 	if len(n.Name)+len(n.Value)+8+1 >= 192 || !bytes.ContainsRune([]byte(n.Name), '@') {
 		return nil, fmt.Errorf("notation %q is too long or has no @domain", n.Name)
 	}
-	d := []byte{0x80, 0, 0, 0, 0, byte(len(n.Name)), 0, byte(len(n.Value))}
+	var flags byte = 0x80
+	if n.Binary {
+		flags = 0
+	}
+	d := []byte{flags, 0, 0, 0, 0, byte(len(n.Name)), 0, byte(len(n.Value))}
 	d = append(d, n.Name...)
 	return append(d, n.Value...), nil
 }

@@ -210,3 +210,69 @@ func TestCheckHashRule(t *testing.T) {
 		}
 	}
 }
+
+// TestNotations: a notation lands in the hashed area as go-crypto reads it
+// (name, value, human-readable flag unless Binary, not critical), and the
+// signature still verifies; one past a one-octet subpacket is refused.
+func TestNotations(t *testing.T) {
+	key := testKeys(t)["ed25519"]
+	notes := []Notation{
+		{Name: "data-digest@archlinux.org", Value: strings.Repeat("\x07", 64), Binary: true},
+		{Name: "text@example.org", Value: "hello"},
+	}
+	in, err := Read(strings.NewReader("artifact"), crypto.SHA512, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := Sign(in, key, t0, notes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := packet.Read(bytes.NewReader(sig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.(*packet.Signature)
+	if len(s.Notations) != len(notes) {
+		t.Fatalf("%d notations, want %d", len(s.Notations), len(notes))
+	}
+	for i, n := range s.Notations {
+		w := notes[i]
+		if n.Name != w.Name || string(n.Value) != w.Value || n.IsHumanReadable == w.Binary || n.IsCritical {
+			t.Errorf("notation %d = %+v, want %+v", i, n, w)
+		}
+	}
+	if err := Verify(sig, in, key.Public); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Sign(in, key, t0, Notation{Name: "huge@example.org", Value: strings.Repeat("x", 200)}); err == nil {
+		t.Fatal("a notation past the one-octet length was signed")
+	}
+}
+
+// TestResumed: an Input resumed from a state that hashed part of the bytes
+// signs as Read's over all of them would.
+func TestResumed(t *testing.T) {
+	key := testKeys(t)["ed25519"]
+	data := []byte(strings.Repeat("resumable state ", 20))
+	st := crypto.SHA512.New()
+	st.Write(data)
+	in, err := Resumed(crypto.SHA512, st, int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := Sign(in, key, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, _ := Read(bytes.NewReader(data), crypto.SHA512, 0, nil)
+	if err := Verify(sig, whole, key.Public); err != nil {
+		t.Fatal(err)
+	}
+	if in.DigestString() != whole.DigestString() {
+		t.Fatalf("digest %s, want %s", in.DigestString(), whole.DigestString())
+	}
+	if _, err := Resumed(crypto.SHA256, crypto.SHA512.New(), 0); err == nil {
+		t.Fatal("a SHA-512 state was taken for SHA-256")
+	}
+}

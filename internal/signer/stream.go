@@ -51,6 +51,20 @@ func (in *Input) clone() hash.Hash {
 	return c.(hash.Hash)
 }
 
+// Resumed is an Input whose bytes were hashed elsewhere: state has hashed
+// size bytes with h, and is finished here over the signature's trailer like
+// a state of Read's (a client's SHA-512 state, see internal/archreq). state
+// must be cloneable, as the standard library's are.
+func Resumed(h crypto.Hash, state hash.Hash, size int64) (*Input, error) {
+	if digest.Name(h) == "" {
+		return nil, fmt.Errorf("unsupported hash %v", h)
+	}
+	if _, ok := state.(hash.Cloner); !ok || state.Size() != h.Size() || size < 0 {
+		return nil, fmt.Errorf("not a resumable %v state", h)
+	}
+	return &Input{Hash: h, Size: size, state: state}, nil
+}
+
 func newHash(h crypto.Hash) (hash.Hash, error) {
 	if digest.Name(h) == "" {
 		return nil, fmt.Errorf("unsupported hash %v", h)

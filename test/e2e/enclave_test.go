@@ -75,7 +75,8 @@ type enclaveOptions struct {
 	deployment sshtest.Deployment
 	keys       []string
 	// profiles is extra TOML placed before the default "repo" profile;
-	// it may use {KEY:name} for a client key's fingerprint.
+	// it may use {KEY:name} for a client key's fingerprint, {SIGNING_KEY}
+	// for the enclave's key file and {USER} for the signing user.
 	profiles string
 	// sftp is sshd's "Subsystem sftp" command (sshtest.Config.SFTP).
 	sftp string
@@ -107,7 +108,7 @@ func newEnclave(t *testing.T, o enclaveOptions) *enclave {
 		DropIn:     o.dropIn,
 	})
 
-	profiles := o.profiles
+	profiles := strings.NewReplacer("{SIGNING_KEY}", l.Key, "{USER}", e.User).Replace(o.profiles)
 	for _, name := range o.keys {
 		profiles = strings.ReplaceAll(profiles, "{KEY:"+name+"}", e.Key(name).Fingerprint)
 	}
