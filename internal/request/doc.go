@@ -15,13 +15,15 @@
 //	          through one hash pass, the kind sniffer and --expect's hash;
 //	          for a signstar-v1 request (an empty command to a profile that
 //	          accepts it), the client's SHA-512 state (clientstate.go);
-//	          for `sign --tar` (tar.go), each member of the archive so
+//	          for `sign --tar` (tar.go), each member of the archive
+//	          streamed through its own hash pass and sniffer, the whole
+//	          archive read before any member is decided
 //	decide    --expect, the profile's kinds, its quorum (quorum.go: a
 //	          voter's request short of it ends as a vote), its rate (the
 //	          log's lock is taken here and held to the append)
 //	commit    sign and self-verify (signAll: each key that signs now,
-//	          into one .sig), check the client is still there, append the signed
-//	          record (which also sends it to the syslog socket, when there
+//	          into one .sig), check the client is still there, append the
+//	          signed record (which also sends it to the syslog socket, when there
 //	          is one), then release the signature
 //
 // Table maps every Outcome to the audit record's outcome (or none), the exit
