@@ -36,9 +36,8 @@ func sshParCmd(args []string) error {
 		return errors.New("sshpar needs -signstar NAME=BIN and -in")
 	}
 	type target struct {
-		name  string
-		round func() (time.Duration, error)
-		walls []sample
+		name, bin string
+		walls     []sample
 	}
 	var ts []*target
 	for _, b := range bins {
@@ -46,9 +45,15 @@ func sshParCmd(args []string) error {
 		if !ok {
 			return fmt.Errorf("-signstar %q: want NAME=BINARY", b)
 		}
-		e, s, err := benchEnclave(bin, *mode, *key, *pub)
+		ts = append(ts, &target{name: name, bin: bin})
+	}
+	// Each round gets an enclave and sshd of its own, taken down before the
+	// next binary's: the servers of one user are serialised by sshtest's
+	// lock, so two at once in this process would wait for each other.
+	round := func(t *target) (time.Duration, error) {
+		e, s, err := benchEnclave(t.bin, *mode, *key, *pub)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		defer e.Remove()
 		defer s.Close()
@@ -58,40 +63,39 @@ func sshParCmd(args []string) error {
 			exec.Command("chattr", "-a", p).Run()
 			os.Remove(p)
 		}
-		if out, err := exec.Command(bin, "audit", "rebuild", e.Log).CombinedOutput(); err != nil {
-			return fmt.Errorf("%s audit rebuild: %v: %s", name, err, out)
+		if out, err := exec.Command(t.bin, "audit", "rebuild", e.Log).CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("audit rebuild: %v: %s", err, out)
 		}
 		sig, err := sshRun(s, *in, "")
 		if err != nil {
-			return fmt.Errorf("%s: ssh sign: %v", name, err)
+			return 0, fmt.Errorf("ssh sign: %v", err)
 		}
 		if err := gpgv(e.Dir, e.Pub, sig.out, *in); err != nil {
-			return err
+			return 0, err
 		}
-		ts = append(ts, &target{name: name, round: func() (time.Duration, error) {
-			var wg sync.WaitGroup
-			errs := make(chan error, *n)
-			start := time.Now()
-			for i := 0; i < *n; i++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if _, err := sshRun(s, *in, ""); err != nil {
-						errs <- err
-					}
-				}()
-			}
-			wg.Wait()
-			close(errs)
-			if err := <-errs; err != nil {
-				return 0, err
-			}
-			return time.Since(start), nil
-		}})
+		var wg sync.WaitGroup
+		errs := make(chan error, *n)
+		start := time.Now()
+		for i := 0; i < *n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := sshRun(s, *in, ""); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		d := time.Since(start)
+		close(errs)
+		if err := <-errs; err != nil {
+			return 0, err
+		}
+		return d, nil
 	}
 	for r := 0; r < *runs; r++ {
 		for _, t := range ts {
-			d, err := t.round()
+			d, err := round(t)
 			if err != nil {
 				return fmt.Errorf("%s: %v", t.name, err)
 			}
